@@ -1,1 +1,158 @@
+//! TaskHarbor's tenant server: a concurrency-safe work queue for humans
+//! and AI agents, served over HTTP+JSON on an embedded SQLite database.
+//!
+//! `domain` holds the rules, `store` the transactions, `api` the HTTP
+//! surface, `delivery` the background workers. See docs/queue-core.md.
 
+pub mod api;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod store;
+pub mod telemetry;
+
+use api::extract::BodyLimit;
+use api::middleware::{KeyLocks, RateLimiter};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::middleware::{from_fn, from_fn_with_state};
+use config::Config;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use telemetry::Metrics;
+use tokio::net::TcpListener;
+use tokio_util_shim::CancellationToken;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub metrics: Metrics,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub key_locks: Arc<KeyLocks>,
+    /// Ticks after every committed change (wakes long-polls and streams).
+    pub changes: Arc<tokio::sync::watch::Sender<u64>>,
+    pub openapi_json: Arc<String>,
+}
+
+impl FromRef<AppState> for BodyLimit {
+    fn from_ref(state: &AppState) -> Self {
+        BodyLimit(state.config.max_body_bytes)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::OpenStoreError),
+    #[error("cannot set up metrics")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot render the OpenAPI document")]
+    OpenApi(#[from] serde_json::Error),
+}
+
+impl AppState {
+    /// Opens the database (applying migrations) and builds the state.
+    pub async fn open(config: Config) -> Result<Self, StartError> {
+        let store = Store::open(&config.data_dir, config.sqlite_sync, config.readers).await?;
+        let (_, openapi) = api::routes();
+        Ok(Self {
+            store,
+            config: Arc::new(config),
+            metrics: Metrics::new()?,
+            rate_limiter: Arc::default(),
+            key_locks: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
+            openapi_json: Arc::new(openapi.to_pretty_json()?),
+        })
+    }
+
+    pub fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api::routes();
+    let api = api
+        .layer(from_fn_with_state(
+            state.clone(),
+            api::middleware::idempotency,
+        ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            api::middleware::authenticate,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(api::ops_routes())
+        .fallback(api::not_found)
+        .layer(from_fn(api::middleware::json_errors))
+        .layer(from_fn_with_state(
+            state.clone(),
+            api::middleware::record_metrics,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests (for
+/// at most the configured grace period) and stops the background workers.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let workers = delivery::spawn_all(state.clone(), stop.clone());
+    let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
+    let app = router(state.clone());
+    let stop_serving = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        stop_serving.cancel();
+    });
+    let result = tokio::select! {
+        result = server => result,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("grace period over; dropping remaining connections");
+            Ok(())
+        }
+    };
+    stop.cancel();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    state.store.close().await;
+    result
+}
+
+/// A minimal cancellation token (a watch channel), to avoid a dependency.
+mod tokio_util_shim {
+    use tokio::sync::watch;
+
+    #[derive(Clone, Debug)]
+    pub struct CancellationToken(std::sync::Arc<watch::Sender<bool>>);
+
+    impl CancellationToken {
+        pub fn new() -> Self {
+            Self(std::sync::Arc::new(watch::channel(false).0))
+        }
+
+        pub fn cancel(&self) {
+            self.0.send_replace(true);
+        }
+
+        pub async fn cancelled(&self) {
+            let mut rx = self.0.subscribe();
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+}
+
+pub use tokio_util_shim::CancellationToken as StopSignal;

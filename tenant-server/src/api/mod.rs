@@ -1,0 +1,114 @@
+//! The HTTP API of API.md under `/api`, plus the operations endpoints.
+//!
+//! Routes are registered through utoipa-axum from the handlers' own
+//! `#[utoipa::path]` annotations, so the OpenAPI document served at
+//! `/api/openapi.json` is generated from the very routes that run.
+
+pub mod boards;
+pub mod error;
+pub mod extract;
+pub mod items;
+pub mod middleware;
+pub mod ops;
+pub mod queue;
+pub mod tokens;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::get;
+use base64::Engine;
+use error::ApiError;
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "TaskHarbor tenant API", description = "A concurrency-safe work queue for humans and AI agents. See API.md."),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("api_key" = [])),
+    components(schemas(error::ErrorBody))
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The `/api` routes and the OpenAPI document describing exactly them.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
+        .routes(routes!(tokens::me))
+        .routes(routes!(boards::create_board, boards::list_boards))
+        .routes(routes!(boards::get_board, boards::patch_board))
+        .routes(routes!(boards::list_lanes, boards::create_lane))
+        .routes(routes!(boards::patch_lane, boards::delete_lane))
+        .routes(routes!(items::create_item, items::list_items))
+        .routes(routes!(items::get_item, items::patch_item))
+        .routes(routes!(items::add_comment, items::list_comments))
+        .routes(routes!(items::item_events))
+        .routes(routes!(queue::allowed))
+        .routes(routes!(queue::claim))
+        .routes(routes!(queue::claim_next))
+        .routes(routes!(queue::heartbeat))
+        .routes(routes!(queue::release))
+        .routes(routes!(queue::move_item))
+        .split_for_parts()
+}
+
+/// The operations routes (no authentication).
+pub fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/openapi.json", get(ops::openapi))
+}
+
+/// Unknown paths answer in the API.md shape.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Opaque pagination cursors (the last id seen, encoded).
+pub struct Cursor;
+
+impl Cursor {
+    pub fn encode(last_id: i64) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i{last_id}"))
+    }
+
+    pub fn decode(cursor: &str) -> Result<i64, ApiError> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.strip_prefix('i').and_then(|n| n.parse().ok()))
+            .ok_or_else(|| ApiError::Invalid("cursor is not one this server issued".into()))
+    }
+}

@@ -1,0 +1,76 @@
+//! Operations endpoints: health, readiness, metrics, the OpenAPI document.
+
+use crate::AppState;
+use crate::store::queue;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus::Encoder;
+use serde_json::json;
+
+/// Liveness: the process serves requests.
+pub async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus text format; queue gauges are read from the database now.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match queue::stats(&state.store.reader).await {
+        Ok(stats) => {
+            state.metrics.queue_depth.reset();
+            for (board, status, count) in stats.depth {
+                state
+                    .metrics
+                    .queue_depth
+                    .with_label_values(&[board.as_str(), status.as_str()])
+                    .set(count);
+            }
+            state.metrics.wip_saturation.reset();
+            for (board, lane, count, limit) in stats.wip {
+                let saturation = if limit == 0 {
+                    1.0
+                } else {
+                    count as f64 / limit as f64
+                };
+                state
+                    .metrics
+                    .wip_saturation
+                    .with_label_values(&[board.as_str(), lane.as_str()])
+                    .set(saturation);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "queue statistics unavailable"),
+    }
+    let mut buffer = Vec::new();
+    if let Err(error) =
+        prometheus::TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer)
+    {
+        tracing::error!(%error, "cannot encode metrics");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buffer).into_response()
+}
+
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_bytes().to_vec(),
+    )
+        .into_response()
+}

@@ -1,0 +1,191 @@
+//! The one place settings come from: flags, each with a `TASKHARBOR_*`
+//! environment twin. Nothing else in the program reads the environment.
+
+use crate::store::Durability;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskharbor",
+    version,
+    about = "TaskHarbor: a work queue for teams of humans and AI agents"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens directly in the database (works while the server runs).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Write an online, consistent copy of the database to FILE.
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token and print its secret once.
+    Create(TokenCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreate {
+    /// A label for the token, e.g. "ci-runner".
+    #[arg(long)]
+    pub name: String,
+    /// The worker the token acts as; created if new.
+    #[arg(long)]
+    pub worker: String,
+    /// The worker's kind.
+    #[arg(long, value_enum, default_value = "agent")]
+    pub kind: KindArg,
+    /// Scopes: queue:read, queue:write, board:admin, admin (repeatable).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// Confine the token to one board.
+    #[arg(long)]
+    pub board_id: Option<i64>,
+    /// Expire the token after this many days.
+    #[arg(long)]
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Human,
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "TASKHARBOR_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Directory holding taskharbor.db.
+    #[arg(
+        long,
+        env = "TASKHARBOR_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Public URL of this server (default: http://<listen>).
+    #[arg(long, env = "TASKHARBOR_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+    /// On first start, install this exact value as the admin token.
+    #[arg(
+        long,
+        env = "TASKHARBOR_BOOTSTRAP_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub bootstrap_token: Option<SecretString>,
+    /// Allow webhook targets on loopback and private networks (LAN self-hosting, tests).
+    #[arg(
+        long,
+        env = "TASKHARBOR_ALLOW_PRIVATE_WEBHOOKS",
+        default_value_t = false,
+        global = true
+    )]
+    pub allow_private_webhooks: bool,
+    /// full: fsync every commit (survives power loss); normal: survives a process crash only.
+    #[arg(
+        long,
+        env = "TASKHARBOR_SQLITE_SYNC",
+        value_enum,
+        default_value = "full",
+        global = true
+    )]
+    pub sqlite_sync: Durability,
+    /// Read connections to SQLite.
+    #[arg(long, env = "TASKHARBOR_READERS", default_value_t = 4, global = true)]
+    pub readers: u32,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "TASKHARBOR_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Requests per second each token may make (0: no limit); bursts of twice that pass.
+    #[arg(
+        long,
+        env = "TASKHARBOR_RATE_LIMIT",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub rate_limit_per_second: u32,
+    /// How often the lease reaper looks for expired claims, in milliseconds.
+    #[arg(
+        long,
+        env = "TASKHARBOR_REAPER_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub reaper_interval_ms: u64,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(
+        long,
+        env = "TASKHARBOR_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
+    /// Log format.
+    #[arg(
+        long,
+        env = "TASKHARBOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
+    pub log: String,
+    /// OTLP/HTTP collector for traces; unset: no trace export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Config {
+    /// Settings for tests and benchmarks: everything default, on `data_dir`.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        let mut config = Cli::parse_from(["taskharbor"]).config;
+        config.data_dir = data_dir;
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}

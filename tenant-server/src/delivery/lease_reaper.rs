@@ -1,0 +1,67 @@
+//! `LeaseReaper`: releases claims whose lease expired (event
+//! `item.claim-expired`; items in progress go back to a ready lane) and
+//! forgets idempotency records past their 24 hours.
+//!
+//! Correctness never waits for it: every command already treats a lapsed
+//! lease as free. The reaper makes expiry visible to people and webhooks.
+
+use crate::store::{self, idempotency, queue};
+use crate::{AppState, StopSignal};
+use std::time::Duration;
+
+const BATCH: i64 = 200;
+
+pub struct LeaseReaper {
+    state: AppState,
+}
+
+impl LeaseReaper {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// One pass: reaps every lapsed claim in batches; returns how many.
+    pub async fn reap(&self) -> Result<usize, store::CommandError> {
+        let mut total = 0;
+        loop {
+            let reaped =
+                queue::reap_expired(&self.state.store.writer, BATCH, store::now_ms()).await?;
+            total += reaped.len();
+            if !reaped.is_empty() {
+                self.state
+                    .metrics
+                    .lease_expiries
+                    .inc_by(reaped.len() as u64);
+                self.state.notify_change();
+                tracing::info!(items = ?reaped, "released expired claims");
+            }
+            if (reaped.len() as i64) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub async fn run(self, stop: StopSignal) {
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            self.state.config.reaper_interval_ms.max(10),
+        ));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut passes: u64 = 0;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(error) = self.reap().await {
+                tracing::error!(error = %error, "lease reaper pass failed");
+            }
+            passes += 1;
+            if passes % 600 == 0
+                && let Err(error) =
+                    idempotency::purge(&self.state.store.writer, store::now_ms()).await
+            {
+                tracing::warn!(%error, "could not purge idempotency records");
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The queue's rules as pure functions over plain values.
+//!
+//! Nothing in here knows about HTTP, SQL or the wall clock: callers pass the
+//! current time in milliseconds. `store` loads the values, calls these rules
+//! inside its transaction and writes what they decide; `api` and the MCP
+//! endpoint only ever reach the rules through `store`'s commands.
+
+pub mod auth;
+pub mod board;
+pub mod error;
+pub mod event;
+pub mod item;
+pub mod queue;
+pub mod validate;
+
+pub use auth::{Principal, Scope, WorkerKind};
+pub use error::DomainError;
+pub use validate::FieldErrors;

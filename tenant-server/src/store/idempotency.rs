@@ -1,0 +1,69 @@
+//! Stored first responses for `Idempotency-Key` replays (24 hours).
+
+use sqlx::SqlitePool;
+
+pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub request_hash: Vec<u8>,
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+}
+
+pub async fn find(
+    pool: &SqlitePool,
+    worker_id: i64,
+    key: &str,
+    now_ms: i64,
+) -> Result<Option<StoredResponse>, sqlx::Error> {
+    let row: Option<(Vec<u8>, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+        "SELECT request_hash, status, response, content_type FROM idempotency_keys WHERE worker_id = ? AND key = ? AND created_at > ?",
+    )
+    .bind(worker_id)
+    .bind(key)
+    .bind(now_ms - WINDOW_MS)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(request_hash, status, body, content_type)| StoredResponse {
+            request_hash,
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+            content_type,
+        },
+    ))
+}
+
+pub async fn save(
+    pool: &SqlitePool,
+    worker_id: i64,
+    key: &str,
+    response: &StoredResponse,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO idempotency_keys (worker_id, key, request_hash, status, response, content_type, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(worker_id)
+    .bind(key)
+    .bind(&response.request_hash)
+    .bind(i64::from(response.status))
+    .bind(&response.body)
+    .bind(&response.content_type)
+    .bind(now_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets responses older than the window.
+pub async fn purge(pool: &SqlitePool, now_ms: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= ?")
+        .bind(now_ms - WINDOW_MS)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}

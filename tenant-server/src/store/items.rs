@@ -1,0 +1,522 @@
+//! Items: creation, edits (with `If-Match`), lists, and dependency checks.
+
+use super::boards::{first_lane_with, load_board, load_lane};
+use super::error::{CommandResult, not_found};
+use super::events::{self, NewEvent};
+use super::model::{Board, Item, ItemRow};
+use crate::domain::board::LaneRole;
+use crate::domain::event::EventType;
+use crate::domain::item::{ItemKind, ItemPatch, NewItem};
+use crate::domain::queue::{self, Actor};
+use crate::domain::{DomainError, Principal};
+use serde_json::json;
+use sqlx::{SqliteConnection, SqlitePool};
+
+/// The columns of [`ItemRow`]; append `WHERE …` to use.
+pub(crate) const SELECT_ITEM: &str = "SELECT i.id, i.board_id, b.key AS board_key, i.number, i.lane_id, i.status, i.kind, \
+     i.parent_id, i.title, i.body, i.priority, i.labels, i.agent_ready, i.claim_worker_id, w.name AS claim_worker_name, \
+     w.kind AS claim_worker_kind, i.claimed_at, i.lease_expires_at, i.claim_token, i.version, i.created_at, i.updated_at, \
+     (SELECT json_group_array(d.blocked_by_id) FROM item_deps d WHERE d.item_id = i.id) AS blocked_by, \
+     (SELECT COUNT(*) FROM item_deps d JOIN items bi ON bi.id = d.blocked_by_id \
+        WHERE d.item_id = i.id AND bi.status <> 'done') AS open_blockers \
+     FROM items i JOIN boards b ON b.id = i.board_id LEFT JOIN workers w ON w.id = i.claim_worker_id";
+
+pub(crate) async fn load_row(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<ItemRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{SELECT_ITEM} WHERE i.id = ?"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Loads an item the caller can see, with its board; `404` otherwise.
+pub(crate) async fn load_visible(
+    conn: &mut SqliteConnection,
+    caller: &Principal,
+    id: i64,
+) -> CommandResult<(ItemRow, Board)> {
+    let row = load_row(conn, id)
+        .await?
+        .filter(|r| caller.can_see_board(r.board_id))
+        .ok_or_else(|| not_found("item"))?;
+    let board = load_board(conn, row.board_id)
+        .await?
+        .ok_or_else(|| not_found("board"))?;
+    Ok((row, board))
+}
+
+pub(crate) fn actor_for(caller: &Principal, board_id: i64) -> Actor {
+    Actor {
+        worker_id: caller.worker_id,
+        kind: caller.worker_kind,
+        is_board_admin: caller.is_board_admin(board_id),
+    }
+}
+
+pub async fn get(
+    pool: &SqlitePool,
+    caller: &Principal,
+    id: i64,
+    now_ms: i64,
+) -> CommandResult<Item> {
+    let mut conn = pool.acquire().await?;
+    let (row, _) = load_visible(&mut conn, caller, id).await?;
+    Ok(row.into_item(now_ms)?)
+}
+
+/// Re-reads an item inside a transaction, as the command left it.
+pub(crate) async fn reload(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now_ms: i64,
+) -> CommandResult<Item> {
+    Ok(load_row(conn, id)
+        .await?
+        .ok_or_else(|| not_found("item"))?
+        .into_item(now_ms)?)
+}
+
+/// Appends `item.agent-ready` if the item, as it now is, can be claimed by agents.
+pub(crate) async fn announce_if_agent_ready(
+    conn: &mut SqliteConnection,
+    board: &Board,
+    id: i64,
+    actor_id: Option<i64>,
+    now_ms: i64,
+) -> CommandResult<()> {
+    let row = load_row(conn, id).await?.ok_or_else(|| not_found("item"))?;
+    let claimed = row.claim()?.is_some_and(|c| c.is_live(now_ms));
+    if queue::claimable_by_agents(
+        &board.rules(),
+        row.role()?,
+        row.agent_ready,
+        row.open_blockers,
+        claimed,
+    ) {
+        events::append(
+            conn,
+            NewEvent {
+                kind: EventType::ItemAgentReady,
+                board_id: board.id,
+                item_id: Some(id),
+                actor_id,
+                at_ms: now_ms,
+                data: json!({"lane_id": row.lane_id, "status": row.status, "priority": row.priority}),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `blocked_by` must name other items of the same board, without cycles.
+async fn check_blockers(
+    conn: &mut SqliteConnection,
+    board_id: i64,
+    item_id: Option<i64>,
+    blockers: &[i64],
+) -> CommandResult<()> {
+    for &blocker in blockers {
+        if Some(blocker) == item_id {
+            return Err(
+                DomainError::validation("blocked_by", "an item cannot block itself").into(),
+            );
+        }
+        let board: Option<i64> = sqlx::query_scalar("SELECT board_id FROM items WHERE id = ?")
+            .bind(blocker)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if board != Some(board_id) {
+            return Err(DomainError::validation(
+                "blocked_by",
+                format!("no item {blocker} on this board"),
+            )
+            .into());
+        }
+        if let Some(item) = item_id {
+            // A cycle appears if the blocker already (transitively) waits for this item.
+            let cycle: Option<i64> = sqlx::query_scalar(
+                "WITH RECURSIVE waits(id) AS (SELECT ? UNION SELECT d.blocked_by_id FROM item_deps d JOIN waits ON d.item_id = waits.id) \
+                 SELECT 1 FROM waits WHERE id = ? LIMIT 1",
+            )
+            .bind(blocker)
+            .bind(item)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if cycle.is_some() {
+                return Err(DomainError::validation(
+                    "blocked_by",
+                    format!("item {blocker} already waits for this item"),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_parent(
+    conn: &mut SqliteConnection,
+    board_id: i64,
+    item_id: Option<i64>,
+    parent: i64,
+) -> CommandResult<()> {
+    let board: Option<i64> = sqlx::query_scalar("SELECT board_id FROM items WHERE id = ?")
+        .bind(parent)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if board != Some(board_id) {
+        return Err(DomainError::validation(
+            "parent_id",
+            format!("no item {parent} on this board"),
+        )
+        .into());
+    }
+    if let Some(item) = item_id {
+        let cycle: Option<i64> = sqlx::query_scalar(
+            "WITH RECURSIVE up(id) AS (SELECT ? UNION SELECT i.parent_id FROM items i JOIN up ON i.id = up.id WHERE i.parent_id IS NOT NULL) \
+             SELECT 1 FROM up WHERE id = ? LIMIT 1",
+        )
+        .bind(parent)
+        .bind(item)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if cycle.is_some() {
+            return Err(
+                DomainError::validation("parent_id", "an item cannot be its own ancestor").into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn replace_blockers(
+    conn: &mut SqliteConnection,
+    item_id: i64,
+    blockers: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM item_deps WHERE item_id = ?")
+        .bind(item_id)
+        .execute(&mut *conn)
+        .await?;
+    for blocker in blockers {
+        sqlx::query("INSERT INTO item_deps (item_id, blocked_by_id) VALUES (?, ?)")
+            .bind(item_id)
+            .bind(blocker)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn create(
+    pool: &SqlitePool,
+    caller: &Principal,
+    board_id: i64,
+    new: &NewItem,
+    now_ms: i64,
+) -> CommandResult<Item> {
+    if !caller.can_see_board(board_id) {
+        return Err(not_found("board"));
+    }
+    let mut tx = pool.begin().await?;
+    let board = load_board(&mut tx, board_id)
+        .await?
+        .ok_or_else(|| not_found("board"))?;
+    let actor = actor_for(caller, board_id);
+    queue::check_unlocked(&actor, &board.rules())?;
+    let lane = match new.lane_id {
+        Some(lane_id) => {
+            let lane = load_lane(&mut tx, lane_id)
+                .await?
+                .filter(|l| l.board_id == board_id);
+            let lane = lane
+                .ok_or_else(|| DomainError::validation("lane_id", "no such lane on this board"))?;
+            if !lane.role.is_open() {
+                return Err(DomainError::validation(
+                    "lane_id",
+                    "new items go to a backlog or ready lane",
+                )
+                .into());
+            }
+            lane
+        }
+        None => {
+            let preference: &[LaneRole] = if new.agent_ready {
+                &[LaneRole::Ready, LaneRole::Backlog]
+            } else {
+                &[LaneRole::Backlog, LaneRole::Ready]
+            };
+            first_lane_with(&mut tx, board_id, preference)
+                .await?
+                .ok_or_else(|| {
+                    DomainError::validation("lane_id", "the board has no backlog or ready lane")
+                })?
+        }
+    };
+    if let Some(parent) = new.parent_id {
+        check_parent(&mut tx, board_id, None, parent).await?;
+    }
+    check_blockers(&mut tx, board_id, None, &new.blocked_by).await?;
+    let number: i64 = sqlx::query_scalar(
+        "UPDATE boards SET next_number = next_number + 1 WHERE id = ? RETURNING next_number - 1",
+    )
+    .bind(board_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO items (board_id, number, lane_id, status, open, kind, parent_id, title, body, priority, labels, agent_ready, \
+         created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(board_id)
+    .bind(number)
+    .bind(lane.id)
+    .bind(lane.role.as_str())
+    .bind(lane.role.is_open())
+    .bind(new.kind.as_str())
+    .bind(new.parent_id)
+    .bind(&new.title)
+    .bind(&new.body)
+    .bind(new.priority)
+    .bind(serde_json::to_string(&new.labels).unwrap_or_else(|_| "[]".into()))
+    .bind(new.agent_ready)
+    .bind(caller.worker_id)
+    .bind(now_ms)
+    .bind(now_ms)
+    .fetch_one(&mut *tx)
+    .await?;
+    replace_blockers(&mut tx, id, &new.blocked_by).await?;
+    events::append(
+        &mut tx,
+        NewEvent {
+            kind: EventType::ItemCreated,
+            board_id,
+            item_id: Some(id),
+            actor_id: Some(caller.worker_id),
+            at_ms: now_ms,
+            data: json!({"lane_id": lane.id, "status": lane.role, "kind": new.kind, "title": new.title, "priority": new.priority}),
+        },
+    )
+    .await?;
+    announce_if_agent_ready(&mut tx, &board, id, Some(caller.worker_id), now_ms).await?;
+    let item = reload(&mut tx, id, now_ms).await?;
+    tx.commit().await?;
+    Ok(item)
+}
+
+/// Renews the holder's lease (any holder write does).
+pub(crate) async fn renew_lease(
+    conn: &mut SqliteConnection,
+    board: &Board,
+    caller: &Principal,
+    item_id: i64,
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE items SET lease_expires_at = ? WHERE id = ? AND claim_worker_id = ?")
+        .bind(now_ms + board.rules().lease_ms(caller.worker_kind))
+        .bind(item_id)
+        .bind(caller.worker_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `PATCH /api/items/{id}`: only changed fields count; `version` grows
+/// once per effective edit.
+pub async fn update(
+    pool: &SqlitePool,
+    caller: &Principal,
+    id: i64,
+    patch: &ItemPatch,
+    if_match: Option<i64>,
+    fence: Option<i64>,
+    now_ms: i64,
+) -> CommandResult<Item> {
+    let mut tx = pool.begin().await?;
+    let (row, board) = load_visible(&mut tx, caller, id).await?;
+    let actor = actor_for(caller, board.id);
+    let is_holder = queue::check_holder_write(&actor, &board.rules(), &row.state()?, fence)?;
+    if let Some(expected) = if_match
+        && expected != row.version
+    {
+        return Err(DomainError::VersionMismatch {
+            current: row.version,
+            expected,
+        }
+        .into());
+    }
+    let before = row.clone().into_item(now_ms)?;
+    if let Some(Some(parent)) = patch.parent_id {
+        check_parent(&mut tx, board.id, Some(id), parent).await?;
+    }
+    if let Some(blockers) = &patch.blocked_by {
+        check_blockers(&mut tx, board.id, Some(id), blockers).await?;
+    }
+    let kind = patch.kind.unwrap_or(before.kind);
+    let parent = patch.parent_id.unwrap_or(before.parent_id);
+    if kind == ItemKind::Subtask && parent.is_none() {
+        return Err(DomainError::validation("parent_id", "a subtask needs a parent item").into());
+    }
+    let mut changes = serde_json::Map::new();
+    let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+        if old != new {
+            changes.insert(field.to_owned(), json!({"before": old, "after": new}));
+        }
+    };
+    let title = patch.title.clone().unwrap_or_else(|| before.title.clone());
+    let body = patch.body.clone().unwrap_or_else(|| before.body.clone());
+    let priority = patch.priority.unwrap_or(before.priority);
+    let labels = patch
+        .labels
+        .clone()
+        .unwrap_or_else(|| before.labels.clone());
+    let agent_ready = patch.agent_ready.unwrap_or(before.agent_ready);
+    let mut blockers = patch
+        .blocked_by
+        .clone()
+        .unwrap_or_else(|| before.blocked_by.clone());
+    blockers.sort_unstable();
+    note("title", json!(before.title), json!(title));
+    note("kind", json!(before.kind), json!(kind));
+    note("parent_id", json!(before.parent_id), json!(parent));
+    note("priority", json!(before.priority), json!(priority));
+    note("labels", json!(before.labels), json!(labels));
+    note("agent_ready", json!(before.agent_ready), json!(agent_ready));
+    note("blocked_by", json!(before.blocked_by), json!(blockers));
+    // Bodies can be large: the history says that it changed, not what to.
+    if before.body != body {
+        changes.insert("body".into(), json!({"changed": true}));
+    }
+    if is_holder {
+        renew_lease(&mut tx, &board, caller, id, now_ms).await?;
+    }
+    if changes.is_empty() {
+        let item = reload(&mut tx, id, now_ms).await?;
+        tx.commit().await?;
+        return Ok(item);
+    }
+    sqlx::query(
+        "UPDATE items SET title = ?, body = ?, kind = ?, parent_id = ?, priority = ?, labels = ?, agent_ready = ?, \
+         version = version + 1, updated_at = ? WHERE id = ?",
+    )
+    .bind(&title)
+    .bind(&body)
+    .bind(kind.as_str())
+    .bind(parent)
+    .bind(priority)
+    .bind(serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()))
+    .bind(agent_ready)
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if patch.blocked_by.is_some() {
+        replace_blockers(&mut tx, id, &blockers).await?;
+    }
+    events::append(
+        &mut tx,
+        NewEvent {
+            kind: EventType::ItemUpdated,
+            board_id: board.id,
+            item_id: Some(id),
+            actor_id: Some(caller.worker_id),
+            at_ms: now_ms,
+            data: json!({"changes": changes, "version": before.version + 1}),
+        },
+    )
+    .await?;
+    let was_claimable = queue::claimable_by_agents(
+        &board.rules(),
+        before.status,
+        before.agent_ready,
+        before.open_blockers,
+        before.claim.is_some(),
+    );
+    if !was_claimable {
+        announce_if_agent_ready(&mut tx, &board, id, Some(caller.worker_id), now_ms).await?;
+    }
+    let item = reload(&mut tx, id, now_ms).await?;
+    tx.commit().await?;
+    Ok(item)
+}
+
+/// Filters of `GET /api/boards/{id}/items`.
+#[derive(Debug, Default, Clone)]
+pub struct ItemFilter {
+    pub status: Option<LaneRole>,
+    pub kind: Option<ItemKind>,
+    pub label: Option<String>,
+    pub claimed_by: Option<i64>,
+    pub q: Option<String>,
+    /// Items with an id greater than this (the cursor).
+    pub after_id: i64,
+    pub limit: i64,
+}
+
+pub async fn list(
+    pool: &SqlitePool,
+    caller: &Principal,
+    board_id: i64,
+    filter: &ItemFilter,
+    now_ms: i64,
+) -> CommandResult<Vec<Item>> {
+    let mut conn = pool.acquire().await?;
+    if !caller.can_see_board(board_id) || load_board(&mut conn, board_id).await?.is_none() {
+        return Err(not_found("board"));
+    }
+    let mut sql = format!("{SELECT_ITEM} WHERE i.board_id = ? AND i.id > ?");
+    if filter.status.is_some() {
+        sql.push_str(" AND i.status = ?");
+    }
+    if filter.kind.is_some() {
+        sql.push_str(" AND i.kind = ?");
+    }
+    if filter.label.is_some() {
+        sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(i.labels) WHERE value = ?)");
+    }
+    if filter.claimed_by.is_some() {
+        sql.push_str(" AND i.claim_worker_id = ? AND i.lease_expires_at > ?");
+    }
+    if filter.q.is_some() {
+        sql.push_str(" AND (i.title LIKE ? ESCAPE '\\' OR i.body LIKE ? ESCAPE '\\')");
+    }
+    sql.push_str(" ORDER BY i.id LIMIT ?");
+    let mut query = sqlx::query_as::<_, ItemRow>(&sql)
+        .bind(board_id)
+        .bind(filter.after_id);
+    if let Some(status) = filter.status {
+        query = query.bind(status.as_str());
+    }
+    if let Some(kind) = filter.kind {
+        query = query.bind(kind.as_str());
+    }
+    if let Some(label) = &filter.label {
+        query = query.bind(label.clone());
+    }
+    if let Some(worker) = filter.claimed_by {
+        query = query.bind(worker).bind(now_ms);
+    }
+    if let Some(q) = &filter.q {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        query = query.bind(pattern.clone()).bind(pattern);
+    }
+    let rows = query.bind(filter.limit).fetch_all(&mut *conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.into_item(now_ms))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Resolves a worker name to its id (for `claimed_by=`).
+pub async fn worker_id_by_name(pool: &SqlitePool, name: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM workers WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+}

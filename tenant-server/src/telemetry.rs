@@ -1,0 +1,148 @@
+//! Logs, traces and metrics.
+//!
+//! Logs go to stdout as text or JSON; traces go to an OTLP collector when
+//! one is configured; metrics live in a Prometheus registry served at
+//! `/metrics`. Labels are bounded: routes are the matched templates, never
+//! raw paths.
+
+use crate::config::{Config, LogFormat};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keeps the trace exporter alive; flushes it on drop.
+pub struct TelemetryGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid log filter")]
+    Filter(#[from] tracing_subscriber::filter::ParseError),
+    #[error("cannot build the OTLP exporter")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
+pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
+    let filter = EnvFilter::try_new(&config.log)?;
+    let fmt = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+    };
+    let (otel, provider) = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            use opentelemetry::trace::TracerProvider as _;
+            use opentelemetry_otlp::WithExportConfig;
+            let endpoint = if endpoint.ends_with("/v1/traces") {
+                endpoint.clone()
+            } else {
+                format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+            };
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(endpoint)
+                .build()?;
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("taskharbor")
+                        .build(),
+                )
+                .build();
+            let tracer = provider.tracer("taskharbor");
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(provider),
+            )
+        }
+        None => (None, None),
+    };
+    // A second init (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(TelemetryGuard { provider })
+}
+
+/// The Prometheus registry and the series the server updates.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_duration: HistogramVec,
+    pub claims: IntCounterVec,
+    pub conflicts: IntCounterVec,
+    pub lease_expiries: IntCounter,
+    pub queue_depth: IntGaugeVec,
+    pub wip_saturation: GaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("taskharbor".into()), None)?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by matched route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route", "status"],
+        )?;
+        let claims = IntCounterVec::new(
+            Opts::new("claims_total", "Claim attempts by outcome"),
+            &["outcome"],
+        )?;
+        let conflicts = IntCounterVec::new(
+            Opts::new("conflicts_total", "Refused queue commands by error code"),
+            &["code"],
+        )?;
+        let lease_expiries = IntCounter::new(
+            "lease_expiries_total",
+            "Claims released because their lease expired",
+        )?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("queue_depth", "Items per board and status"),
+            &["board", "status"],
+        )?;
+        let wip_saturation = GaugeVec::new(
+            Opts::new(
+                "wip_saturation",
+                "Items in a WIP-limited lane divided by its limit",
+            ),
+            &["board", "lane"],
+        )?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(claims.clone()))?;
+        registry.register(Box::new(conflicts.clone()))?;
+        registry.register(Box::new(lease_expiries.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(wip_saturation.clone()))?;
+        Ok(Self {
+            registry,
+            http_duration,
+            claims,
+            conflicts,
+            lease_expiries,
+            queue_depth,
+            wip_saturation,
+        })
+    }
+}
