@@ -29,6 +29,8 @@ pub enum Command {
     /// Manage API tokens directly in the database (works while the server runs).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
     /// Write an online, consistent copy of the database to FILE.
     Backup {
         /// Where to write the copy; must not exist.

@@ -139,6 +139,12 @@ mod tokio_util_shim {
     #[derive(Clone, Debug)]
     pub struct CancellationToken(std::sync::Arc<watch::Sender<bool>>);
 
+    impl Default for CancellationToken {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl CancellationToken {
         pub fn new() -> Self {
             Self(std::sync::Arc::new(watch::channel(false).0))

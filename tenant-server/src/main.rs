@@ -32,6 +32,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Create(args)) => create_token(&cli.config, args).await,
+        Command::Openapi => {
+            let (_, doc) = taskharbor::api::routes();
+            println!("{}", doc.to_pretty_json()?);
+            Ok(())
+        }
     }
 }
 

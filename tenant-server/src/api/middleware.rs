@@ -128,8 +128,11 @@ pub async fn authenticate(
 /// the original waits for it and then replays its answer.
 #[derive(Debug, Default)]
 pub struct KeyLocks {
-    locks: Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<KeyOwner, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// (worker id, idempotency key)
+type KeyOwner = (i64, String);
 
 impl KeyLocks {
     fn lock_for(&self, worker: i64, key: &str) -> Arc<tokio::sync::Mutex<()>> {

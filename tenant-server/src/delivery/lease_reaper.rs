@@ -56,7 +56,7 @@ impl LeaseReaper {
                 tracing::error!(error = %error, "lease reaper pass failed");
             }
             passes += 1;
-            if passes % 600 == 0
+            if passes.is_multiple_of(600)
                 && let Err(error) =
                     idempotency::purge(&self.state.store.writer, store::now_ms()).await
             {

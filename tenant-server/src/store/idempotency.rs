@@ -12,13 +12,15 @@ pub struct StoredResponse {
     pub content_type: Option<String>,
 }
 
+type StoredRow = (Vec<u8>, i64, Vec<u8>, Option<String>);
+
 pub async fn find(
     pool: &SqlitePool,
     worker_id: i64,
     key: &str,
     now_ms: i64,
 ) -> Result<Option<StoredResponse>, sqlx::Error> {
-    let row: Option<(Vec<u8>, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+    let row: Option<StoredRow> = sqlx::query_as(
         "SELECT request_hash, status, response, content_type FROM idempotency_keys WHERE worker_id = ? AND key = ? AND created_at > ?",
     )
     .bind(worker_id)

@@ -249,6 +249,20 @@ pub async fn revoke(
     get(pool, id).await?.ok_or_else(|| not_found("token"))
 }
 
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    id: i64,
+    hash: Vec<u8>,
+    worker_id: i64,
+    worker_name: String,
+    worker_kind: String,
+    scopes: String,
+    board_id: Option<i64>,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
 /// The principal a secret stands for, if it is known, unrevoked and unexpired.
 pub async fn authenticate(
     pool: &SqlitePool,
@@ -259,36 +273,34 @@ pub async fn authenticate(
         return Ok(None);
     }
     let hash = hash_secret(secret);
-    let row: Option<(i64, Vec<u8>, i64, String, String, String, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT t.id, t.hash, t.worker_id, w.name, w.kind, t.scopes, t.board_id, t.expires_at, t.revoked_at, t.last_used_at \
-         FROM tokens t JOIN workers w ON w.id = t.worker_id WHERE t.hash = ?",
+    let row: Option<AuthRow> = sqlx::query_as(
+        "SELECT t.id, t.hash, t.worker_id, w.name AS worker_name, w.kind AS worker_kind, t.scopes, t.board_id, \
+         t.expires_at, t.revoked_at, t.last_used_at FROM tokens t JOIN workers w ON w.id = t.worker_id WHERE t.hash = ?",
     )
     .bind(&hash[..])
     .fetch_optional(pool)
     .await?;
-    let Some((
-        token_id,
-        stored,
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    // The index lookup already matched; compare again in constant time so
+    // no code path ever branches on a partial match of secret material.
+    if !bool::from(row.hash.as_slice().ct_eq(&hash[..])) {
+        return Ok(None);
+    }
+    if row.revoked_at.is_some() || row.expires_at.is_some_and(|at| at <= now_ms) {
+        return Ok(None);
+    }
+    let AuthRow {
+        id: token_id,
         worker_id,
         worker_name,
         worker_kind,
         scopes,
         board_id,
-        expires_at,
-        revoked_at,
-        last_used,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    // The index lookup already matched; compare again in constant time so
-    // no code path ever branches on a partial match of secret material.
-    if !bool::from(stored.as_slice().ct_eq(&hash[..])) {
-        return Ok(None);
-    }
-    if revoked_at.is_some() || expires_at.is_some_and(|at| at <= now_ms) {
-        return Ok(None);
-    }
+        last_used_at: last_used,
+        ..
+    } = row;
     let Some(kind) = WorkerKind::parse(&worker_kind) else {
         return Ok(None);
     };

@@ -1,1 +1,12 @@
+//! Integration tests: the real server on a loopback port, over a real
+//! SQLite file, called over HTTP. One binary (see CONVENTIONS.md).
 
+mod support;
+
+mod auth;
+mod bad_input;
+mod concurrency;
+mod crash;
+mod items;
+mod operations;
+mod queue;
