@@ -8,8 +8,10 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod mcp;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 use api::extract::BodyLimit;
 use api::middleware::{KeyLocks, RateLimiter};
@@ -24,6 +26,7 @@ use store::Store;
 use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio_util_shim::CancellationToken;
+use tower_http::trace::TraceLayer;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -75,7 +78,8 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface: the API and operations routes, the MCP
+/// endpoint and the dashboard, under one set of outer layers.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api::routes();
     let api = api
@@ -87,17 +91,32 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             api::middleware::authenticate,
         ));
-    Router::new()
+    let core = Router::new()
         .merge(api)
         .merge(api::ops_routes())
+        .with_state(state.clone());
+    Router::new()
+        .merge(core)
+        .merge(mcp::routes(&state))
+        .merge(web::routes(&state))
         .fallback(api::not_found)
         .layer(from_fn(api::middleware::json_errors))
         .layer(from_fn_with_state(
             state.clone(),
             api::middleware::record_metrics,
         ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .with_state(state)
+}
+
+/// One span per request (exported as a trace when OTLP is configured),
+/// named by the route template so traces group by endpoint.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    tracing::info_span!("request", method = %req.method(), route = %route, status = tracing::field::Empty)
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests (for
