@@ -99,6 +99,12 @@ pub async fn authenticate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let Some(secret) = bearer_token(req.headers()).map(str::to_owned) else {
+        // No token: a dashboard session cookie may stand in for one.
+        if let Some(principal) =
+            crate::web::session::authenticate_cookie(&state, req.headers(), req.method()).await?
+        {
+            req.extensions_mut().insert(principal);
+        }
         return Ok(next.run(req).await);
     };
     let now = store::now_ms();

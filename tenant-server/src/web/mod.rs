@@ -1,6 +1,8 @@
 //! The dashboard (issue 5): server-rendered pages over the same API.
 //! Not built yet: no routes.
 
+pub mod session;
+
 use crate::AppState;
 use axum::Router;
 
