@@ -146,6 +146,15 @@ pub struct Config {
         global = true
     )]
     pub reaper_interval_ms: u64,
+    /// Multiplies the webhook retry schedule (5 s, 5 min, … about 3 days); tests shrink it.
+    #[arg(
+        long,
+        env = "TASKHARBOR_WEBHOOK_RETRY_SCALE",
+        default_value_t = 1.0,
+        global = true,
+        hide = true
+    )]
+    pub webhook_retry_scale: f64,
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(
         long,

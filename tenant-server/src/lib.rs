@@ -34,6 +34,7 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub metrics: Metrics,
+    pub delivery_metrics: delivery::webhooks::DeliveryMetrics,
     pub rate_limiter: Arc<RateLimiter>,
     pub key_locks: Arc<KeyLocks>,
     /// Ticks after every committed change (wakes long-polls and streams).
@@ -62,10 +63,12 @@ impl AppState {
     pub async fn open(config: Config) -> Result<Self, StartError> {
         let store = Store::open(&config.data_dir, config.sqlite_sync, config.readers).await?;
         let (_, openapi) = api::routes();
+        let metrics = Metrics::new()?;
         Ok(Self {
             store,
             config: Arc::new(config),
-            metrics: Metrics::new()?,
+            delivery_metrics: delivery::webhooks::DeliveryMetrics::register(&metrics.registry)?,
+            metrics,
             rate_limiter: Arc::default(),
             key_locks: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),

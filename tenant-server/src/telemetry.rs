@@ -7,7 +7,8 @@
 
 use crate::config::{Config, LogFormat};
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -91,6 +92,8 @@ pub struct Metrics {
     pub lease_expiries: IntCounter,
     pub queue_depth: IntGaugeVec,
     pub wip_saturation: GaugeVec,
+    pub outbox_depth: IntGauge,
+    pub outbox_oldest_seconds: Gauge,
 }
 
 impl Metrics {
@@ -129,6 +132,16 @@ impl Metrics {
             ),
             &["board", "lane"],
         )?;
+        let outbox_depth = IntGauge::new(
+            "webhook_outbox_depth",
+            "Webhook deliveries waiting to be sent or retried",
+        )?;
+        let outbox_oldest_seconds = Gauge::new(
+            "webhook_outbox_oldest_pending_seconds",
+            "Age of the oldest pending webhook delivery",
+        )?;
+        registry.register(Box::new(outbox_depth.clone()))?;
+        registry.register(Box::new(outbox_oldest_seconds.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(claims.clone()))?;
         registry.register(Box::new(conflicts.clone()))?;
@@ -143,6 +156,8 @@ impl Metrics {
             lease_expiries,
             queue_depth,
             wip_saturation,
+            outbox_depth,
+            outbox_oldest_seconds,
         })
     }
 }

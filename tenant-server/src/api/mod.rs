@@ -6,12 +6,14 @@
 
 pub mod boards;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod items;
 pub mod middleware;
 pub mod ops;
 pub mod queue;
 pub mod tokens;
+pub mod webhooks;
 
 use crate::AppState;
 use axum::Router;
@@ -69,6 +71,17 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(queue::heartbeat))
         .routes(routes!(queue::release))
         .routes(routes!(queue::move_item))
+        .routes(routes!(events::feed))
+        .routes(routes!(events::stream))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::patch_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .split_for_parts()
 }
 

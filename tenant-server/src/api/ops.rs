@@ -57,6 +57,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "queue statistics unavailable"),
     }
+    match crate::store::webhooks::outbox_stats(&state.store.reader, crate::store::now_ms()).await {
+        Ok((depth, oldest)) => {
+            state.metrics.outbox_depth.set(depth);
+            state.metrics.outbox_oldest_seconds.set(oldest);
+        }
+        Err(error) => tracing::warn!(%error, "outbox statistics unavailable"),
+    }
     let mut buffer = Vec::new();
     if let Err(error) =
         prometheus::TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer)

@@ -22,6 +22,9 @@ pub struct AllowedQuery {
     pub board_id: Option<i64>,
     /// 1–200, default 50.
     pub limit: Option<i64>,
+    /// Long-poll: if nothing is claimable now, wait up to this many
+    /// seconds (≤ 60) and answer as soon as something is.
+    pub wait: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -30,8 +33,10 @@ pub struct AllowedList {
     pub items: Vec<Item>,
 }
 
+const MAX_WAIT_SECONDS: u64 = 60;
+
 #[utoipa::path(get, path = "/api/allowed", tag = "queue", params(AllowedQuery),
-    responses((status = 200, body = AllowedList), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AllowedList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn allowed(
     State(state): State<AppState>,
     auth: Auth,
@@ -42,13 +47,37 @@ pub async fn allowed(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::Invalid("limit must be between 1 and 200".into()));
     }
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::Invalid(format!(
+            "wait must be at most {MAX_WAIT_SECONDS} seconds"
+        )));
+    }
     let filter = QueueFilter {
         board_id: query.board_id,
         ..QueueFilter::default()
     };
-    let items =
-        queue::allowed(&state.store.reader, caller, &filter, limit, store::now_ms()).await?;
-    Ok(Json(AllowedList { items }))
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    // Subscribe before the first read so no commit slips between them.
+    let mut changes = state.changes.subscribe();
+    loop {
+        let items =
+            queue::allowed(&state.store.reader, caller, &filter, limit, store::now_ms()).await?;
+        let claimable = items.iter().any(|i| {
+            i.claim
+                .as_ref()
+                .is_none_or(|c| c.worker.id != caller.worker_id)
+        });
+        if claimable || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(AllowedList { items }));
+        }
+        // A commit wakes us at once; the timer is a backstop for writes
+        // made by other processes (e.g. `taskharbor token create`).
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + std::time::Duration::from_secs(1))) => {}
+        }
+    }
 }
 
 /// Counts claim attempts by outcome: `claimed`, `renewed`, `empty`, or the error code.

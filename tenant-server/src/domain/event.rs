@@ -1,9 +1,9 @@
 //! The event types of API.md: every command appends one or more of these
 //! to the history, in the same transaction as the change.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "item.created")]
     ItemCreated,

@@ -48,9 +48,8 @@ impl ItemState {
         self.claim.as_ref().filter(|c| c.is_live(now_ms))
     }
 
-    fn held_by(&self, worker_id: i64) -> bool {
-        self.claim
-            .as_ref()
+    fn live_holder_is(&self, worker_id: i64, now_ms: i64) -> bool {
+        self.live_claim(now_ms)
             .is_some_and(|c| c.worker.id == worker_id)
     }
 }
@@ -220,8 +219,9 @@ pub fn check_move(
     }
     if to.role == LaneRole::InProgress && live.is_none() {
         check_claimable(actor, rules, item)?;
-        let already_counted = item.held_by(actor.worker_id);
-        check_limit(rules, if already_counted { held - 1 } else { held })?;
+        // `held` counts live claims only; a lapsed claim of the mover's on
+        // this item is not among them, so nothing is subtracted.
+        check_limit(rules, held)?;
         return Ok(ClaimEffect::ClaimForMover);
     }
     Ok(ClaimEffect::Keep)
@@ -247,11 +247,14 @@ pub fn check_release(actor: &Actor, item: &ItemState) -> Result<ReleaseKind, Dom
     }
 }
 
-/// `POST /heartbeat`: only the worker the claim is recorded for. A lease
-/// that lapsed but was not yet taken by anyone may still be renewed.
-pub fn check_heartbeat(actor: &Actor, item: &ItemState) -> Result<(), DomainError> {
+/// `POST /heartbeat`: only the live holder. A lapsed lease is lost even
+/// before the reaper clears it: reviving it could exceed the claim limit.
+pub fn check_heartbeat(actor: &Actor, item: &ItemState, now_ms: i64) -> Result<(), DomainError> {
     match &item.claim {
-        Some(claim) if claim.worker.id == actor.worker_id => Ok(()),
+        Some(claim) if claim.worker.id == actor.worker_id && claim.is_live(now_ms) => Ok(()),
+        Some(claim) if claim.worker.id == actor.worker_id => Err(DomainError::NotHolder(
+            "the lease expired; claim the item again".into(),
+        )),
         Some(claim) => Err(DomainError::NotHolder(format!(
             "the claim was lost: {} holds this item now",
             claim.worker.name
@@ -263,16 +266,17 @@ pub fn check_heartbeat(actor: &Actor, item: &ItemState) -> Result<(), DomainErro
 }
 
 /// Edits and comments: allowed to any writer, refused on a locked board.
-/// Returns whether the actor is the holder (its lease is then renewed).
+/// Returns whether the actor is the live holder (its lease is then renewed).
 pub fn check_holder_write(
     actor: &Actor,
     rules: &BoardRules,
     item: &ItemState,
     fence: Option<i64>,
+    now_ms: i64,
 ) -> Result<bool, DomainError> {
     check_unlocked(actor, rules)?;
     check_fence(fence, item)?;
-    Ok(item.held_by(actor.worker_id))
+    Ok(item.live_holder_is(actor.worker_id, now_ms))
 }
 
 /// Where a released or expired item goes: out of `in_progress` back to
@@ -518,6 +522,30 @@ mod tests {
         assert_eq!(
             check_move(&agent(1), &rules(), &item, &review, 1, 0),
             Ok(ClaimEffect::End)
+        );
+    }
+
+    #[test]
+    fn moving_an_item_with_ones_own_lapsed_claim_into_progress_respects_the_limit() {
+        // Found by the property test: the lapsed claim is not in `held`.
+        let lapsed_own = ItemState {
+            claim: Some(claim_by(1, 10)),
+            ..ready_item()
+        };
+        let in_progress = LaneState {
+            id: 3,
+            role: LaneRole::InProgress,
+            wip_limit: None,
+            who: Who::Any,
+            count: 0,
+        };
+        assert_eq!(
+            check_move(&agent(1), &rules(), &lapsed_own, &in_progress, 2, 20),
+            Err(DomainError::ClaimLimitReached { limit: 2, held: 2 })
+        );
+        assert_eq!(
+            check_move(&agent(1), &rules(), &lapsed_own, &in_progress, 1, 20),
+            Ok(ClaimEffect::ClaimForMover)
         );
     }
 

@@ -66,6 +66,7 @@ pub async fn add(
         &board.rules(),
         &row.state()?,
         fence,
+        now_ms,
     )?;
     if is_holder {
         renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;

@@ -31,6 +31,7 @@ pub(crate) async fn append(
     .bind(event.data.to_string())
     .fetch_one(&mut *conn)
     .await?;
+    super::webhooks::enqueue(conn, id, &event).await?;
     Ok(id)
 }
 

@@ -314,10 +314,12 @@ pub(crate) async fn renew_lease(
     item_id: i64,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE items SET lease_expires_at = ? WHERE id = ? AND claim_worker_id = ?")
+    // Only a live claim renews: a lapsed one is lost (see check_heartbeat).
+    sqlx::query("UPDATE items SET lease_expires_at = ? WHERE id = ? AND claim_worker_id = ? AND lease_expires_at > ?")
         .bind(now_ms + board.rules().lease_ms(caller.worker_kind))
         .bind(item_id)
         .bind(caller.worker_id)
+        .bind(now_ms)
         .execute(conn)
         .await?;
     Ok(())
@@ -337,7 +339,8 @@ pub async fn update(
     let mut tx = pool.begin().await?;
     let (row, board) = load_visible(&mut tx, caller, id).await?;
     let actor = actor_for(caller, board.id);
-    let is_holder = queue::check_holder_write(&actor, &board.rules(), &row.state()?, fence)?;
+    let is_holder =
+        queue::check_holder_write(&actor, &board.rules(), &row.state()?, fence, now_ms)?;
     if let Some(expected) = if_match
         && expected != row.version
     {

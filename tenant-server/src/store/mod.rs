@@ -15,6 +15,7 @@ pub mod items;
 pub mod model;
 pub mod queue;
 pub mod tokens;
+pub mod webhooks;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,

@@ -142,6 +142,8 @@ async fn expire_lapsed(
     now_ms: i64,
 ) -> CommandResult<()> {
     if let Some(claim) = row.claim()?.filter(|c| !c.is_live(now_ms)) {
+        // Cleared first, so the event's webhook payload shows the item free.
+        clear_claim(conn, row.id).await?;
         events::append(
             conn,
             event(
@@ -154,7 +156,6 @@ async fn expire_lapsed(
             ),
         )
         .await?;
-        clear_claim(conn, row.id).await?;
     }
     Ok(())
 }
@@ -454,7 +455,7 @@ pub async fn heartbeat(
     let (row, board) = load_visible(&mut tx, caller, item_id).await?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
-    queue::check_heartbeat(&actor_for(caller, board.id), &state)?;
+    queue::check_heartbeat(&actor_for(caller, board.id), &state, now_ms)?;
     renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;
     let item = reload(&mut tx, item_id, now_ms).await?;
     tx.commit().await?;
@@ -694,12 +695,12 @@ pub async fn reap_expired(pool: &SqlitePool, batch: i64, now_ms: i64) -> Command
                 b
             }
         };
-        expire_lapsed(&mut tx, &row, now_ms).await?;
         if let Some(roles) = queue::lane_after_release(row.role()?)
             && let Some(lane) = first_lane_with(&mut tx, board.id, &roles).await?
         {
             set_lane(&mut tx, id, &lane, now_ms).await?;
         }
+        expire_lapsed(&mut tx, &row, now_ms).await?;
         announce_if_agent_ready(&mut tx, &board, id, None, now_ms).await?;
     }
     tx.commit().await?;

@@ -318,6 +318,22 @@ pub async fn authenticate(
     )))
 }
 
+/// Whether a token still works (long-lived streams re-check this).
+pub async fn still_valid(
+    pool: &SqlitePool,
+    token_id: i64,
+    now_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT revoked_at, expires_at FROM tokens WHERE id = ?")
+            .bind(token_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some_and(|(revoked, expires)| {
+        revoked.is_none() && expires.is_none_or(|at| at > now_ms)
+    }))
+}
+
 /// Records use at most once a minute per token, so reads stay reads.
 pub async fn touch(pool: &SqlitePool, token_id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")

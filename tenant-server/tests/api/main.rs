@@ -10,3 +10,5 @@ mod crash;
 mod items;
 mod operations;
 mod queue;
+mod receiver;
+mod webhooks;

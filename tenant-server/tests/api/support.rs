@@ -63,18 +63,30 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), None, adjust).await
+    }
+
+    /// Starts on an existing data dir (a restart); `admin` is the admin
+    /// token minted by the previous run, if any.
+    pub async fn start_in(
+        dir: TempDir,
+        admin: Option<String>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::for_data_dir(dir.path().to_owned());
         config.reaper_interval_ms = 100;
         config.shutdown_grace_seconds = 2;
         adjust(&mut config);
         let state = AppState::open(config).await.expect("open state");
-        let admin = match tokens::ensure_admin(&state.store.writer, None, store::now_ms())
-            .await
-            .expect("bootstrap")
-        {
-            tokens::Bootstrap::Generated(secret) => secret,
-            other => panic!("expected a generated admin token, got {other:?}"),
+        let admin = match (
+            tokens::ensure_admin(&state.store.writer, None, store::now_ms())
+                .await
+                .expect("bootstrap"),
+            admin,
+        ) {
+            (tokens::Bootstrap::Generated(secret), _) => secret,
+            (_, Some(known)) => known,
+            (other, None) => panic!("expected a generated admin token, got {other:?}"),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
