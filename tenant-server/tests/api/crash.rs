@@ -223,7 +223,7 @@ async fn kill_9_under_claim_load_loses_no_acknowledged_claim_and_nothing_is_clai
 }
 
 #[tokio::test]
-async fn sigterm_drains_and_exits_cleanly_and_backup_writes_a_usable_copy() {
+async fn sigterm_drains_and_exits_cleanly_and_the_cli_mints_tokens_and_writes_backups() {
     let dir = tempfile::tempdir().expect("dir");
     let http = reqwest::Client::new();
     let mut server = start(dir.path());
@@ -243,6 +243,35 @@ async fn sigterm_drains_and_exits_cleanly_and_backup_writes_a_usable_copy() {
     .await
     .expect("board");
     assert_eq!(status, 201);
+
+    // A self-hoster mints a token from the command line while the server runs.
+    let minted = Command::new(env!("CARGO_BIN_EXE_taskharbor"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "token",
+            "create",
+            "--name",
+            "cli",
+            "--worker",
+            "cli-bot",
+            "--kind",
+            "agent",
+            "--scope",
+            "queue:read",
+        ])
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("token create");
+    assert!(
+        minted.status.success(),
+        "token create failed: {}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let secret = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    let cli_me = get(&http, &server.base, &secret, "/api/me").await;
+    assert_eq!(cli_me["worker"]["name"], "cli-bot");
+    assert_eq!(cli_me["scopes"], json!(["queue:read"]));
 
     let backup = dir.path().join("copy.db");
     let out = Command::new(env!("CARGO_BIN_EXE_taskharbor"))
