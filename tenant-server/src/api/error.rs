@@ -236,3 +236,33 @@ impl IntoResponse for ApiError {
 pub struct ErrorCode(pub &'static str);
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_500_shows_no_internals() {
+        let cause = sqlx::Error::Protocol("table items is corrupt at page 4711".into());
+        let response = ApiError::from(cause).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("\"code\":\"internal\""), "{text}");
+        assert!(
+            !text.contains("4711") && !text.contains("corrupt"),
+            "internals leaked: {text}"
+        );
+    }
+
+    #[test]
+    fn unauthorized_carries_www_authenticate() {
+        let response = ApiError::Unauthorized.into_response();
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+            "Bearer"
+        );
+    }
+}

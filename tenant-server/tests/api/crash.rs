@@ -20,6 +20,10 @@ struct Running {
 
 /// Starts `taskharbor` on a free port and waits for it to listen.
 fn start(data_dir: &Path) -> Running {
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &Path, extra: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_taskharbor"))
         .args([
             "--listen",
@@ -29,6 +33,7 @@ fn start(data_dir: &Path) -> Running {
             "--log",
             "info",
         ])
+        .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .env("TASKHARBOR_BOOTSTRAP_TOKEN", ADMIN)
@@ -309,4 +314,31 @@ async fn sigterm_drains_and_exits_cleanly_and_the_cli_mints_tokens_and_writes_ba
     assert_eq!(boards["boards"][0]["key"], "TERM");
     again.child.kill().ok();
     again.child.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_configured() {
+    let collector = crate::receiver::Receiver::start(vec![]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let http = reqwest::Client::new();
+    let mut server = start_with(dir.path(), &["--otlp-endpoint", &collector.base]);
+    let me = get(&http, &server.base, ADMIN, "/api/me").await;
+    assert_eq!(me["worker"]["name"], "admin");
+    // SIGTERM flushes the batch exporter on the way out.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(server.child.wait().expect("wait").success());
+    let got = collector.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].path, "/v1/traces");
+    assert_eq!(got[0].header("content-type"), "application/x-protobuf");
+    assert!(
+        got[0].body.contains("/api/me"),
+        "the request span names its route"
+    );
 }

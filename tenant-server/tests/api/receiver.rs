@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    pub path: String,
     pub headers: HeaderMap,
     pub body: String,
 }
@@ -43,18 +44,22 @@ struct Script {
 #[derive(Clone)]
 pub struct Receiver {
     pub url: String,
+    /// The receiver's origin, for clients that add their own path.
+    pub base: String,
     state: Arc<Mutex<Script>>,
     _task: Arc<tokio::task::JoinHandle<()>>,
 }
 
 async fn record(
     State(state): State<Arc<Mutex<Script>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let mut script = state.lock().expect("lock");
     script.received.push(Received {
         at: Instant::now(),
+        path: uri.path().to_owned(),
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
@@ -80,7 +85,8 @@ impl Receiver {
             received: Vec::new(),
         }));
         let app = Router::new()
-            .route("/hook", post(record))
+            // Any path: webhooks post to /hook, an OTLP exporter to /v1/traces.
+            .fallback(post(record))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -90,6 +96,7 @@ impl Receiver {
             axum::serve(listener, app).await.expect("receiver");
         });
         Self {
+            base: format!("http://{addr}"),
             url: format!("http://{addr}/hook"),
             state,
             _task: Arc::new(task),
