@@ -7,7 +7,8 @@
 
 use super::signing;
 use super::ssrf::{self, PublicOnlyResolver};
-use crate::store::webhooks::{self, AttemptOutcome, AttemptRecord, DueDelivery};
+use crate::store::model::Timestamp;
+use crate::store::webhooks::{self, Attempt, AttemptOutcome, DueDelivery};
 use crate::store::{self};
 use crate::{AppState, StopSignal};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
@@ -213,11 +214,11 @@ impl WebhookSender {
         }
     }
 
-    async fn send(&self, delivery: &DueDelivery, at_ms: i64) -> (AttemptRecord, AttemptOutcome) {
+    async fn send(&self, delivery: &DueDelivery, at_ms: i64) -> (Attempt, AttemptOutcome) {
         let started = Instant::now();
         let timestamp = at_ms / 1000;
-        let mut record = AttemptRecord {
-            at_ms,
+        let mut record = Attempt {
+            at: Timestamp(at_ms),
             status_code: None,
             latency_ms: 0,
             error: None,
@@ -268,7 +269,7 @@ impl WebhookSender {
                 let wait = retry_after(response.headers());
                 let body = response.bytes().await.unwrap_or_default();
                 record.latency_ms = started.elapsed().as_millis() as i64;
-                record.status_code = Some(status.as_u16());
+                record.status_code = Some(i64::from(status.as_u16()));
                 record.response =
                     Some(String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]).into_owned());
                 if status.is_success() {
@@ -301,14 +302,14 @@ impl WebhookSender {
     async fn failed(
         &self,
         delivery: &DueDelivery,
-        record: AttemptRecord,
+        record: Attempt,
         wait: Option<Duration>,
-    ) -> (AttemptRecord, AttemptOutcome) {
+    ) -> (Attempt, AttemptOutcome) {
         let failing_since = webhooks::failing_since(&self.state.store.reader, delivery.webhook_id)
             .await
             .ok()
             .flatten();
-        if failing_since.is_some_and(|since| record.at_ms - since > GIVE_UP_AFTER_MS) {
+        if failing_since.is_some_and(|since| record.at.0 - since > GIVE_UP_AFTER_MS) {
             return (
                 record,
                 AttemptOutcome::DisableEndpoint("failing for more than three days".into()),
@@ -321,7 +322,7 @@ impl WebhookSender {
             self.state.config.webhook_retry_scale,
             jitter,
         ) {
-            Some(delay) => AttemptOutcome::RetryAt(record.at_ms + delay.as_millis() as i64),
+            Some(delay) => AttemptOutcome::RetryAt(record.at.0 + delay.as_millis() as i64),
             None => AttemptOutcome::Failed,
         };
         (record, outcome)

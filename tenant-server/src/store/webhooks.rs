@@ -336,16 +336,6 @@ pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> 
     .await
 }
 
-/// What one attempt came to.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    pub at_ms: i64,
-    pub status_code: Option<u16>,
-    pub latency_ms: i64,
-    pub error: Option<String>,
-    pub response: Option<String>,
-}
-
 /// What happens to the delivery after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -361,21 +351,21 @@ pub enum AttemptOutcome {
 pub async fn record_attempt(
     pool: &SqlitePool,
     delivery: &DueDelivery,
-    attempt: &AttemptRecord,
+    attempt: &Attempt,
     outcome: &AttemptOutcome,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error, response) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(delivery.id)
-        .bind(attempt.at_ms)
-        .bind(attempt.status_code.map(i64::from))
+        .bind(attempt.at.0)
+        .bind(attempt.status_code)
         .bind(attempt.latency_ms)
         .bind(&attempt.error)
         .bind(&attempt.response)
         .execute(&mut *tx)
         .await?;
     let (status, next, delivered_at) = match outcome {
-        AttemptOutcome::Delivered => ("delivered", None, Some(attempt.at_ms)),
+        AttemptOutcome::Delivered => ("delivered", None, Some(attempt.at.0)),
         AttemptOutcome::RetryAt(at) => ("pending", Some(*at), None),
         AttemptOutcome::Failed | AttemptOutcome::DisableEndpoint(_) => ("failed", None, None),
     };
@@ -385,7 +375,7 @@ pub async fn record_attempt(
     .bind(status)
     .bind(next)
     .bind(delivered_at)
-    .bind(attempt.status_code.map(i64::from))
+    .bind(attempt.status_code)
     .bind(&attempt.error)
     .bind(delivery.id)
     .execute(&mut *tx)
@@ -400,7 +390,7 @@ pub async fn record_attempt(
         AttemptOutcome::DisableEndpoint(reason) => {
             let board: Option<i64> = sqlx::query_scalar("UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? RETURNING board_id")
                 .bind(reason)
-                .bind(attempt.at_ms)
+                .bind(attempt.at.0)
                 .bind(delivery.webhook_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -408,7 +398,7 @@ pub async fn record_attempt(
                 // Recorded on the board's feed so people notice.
                 sqlx::query("INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, NULL, 'webhook.disabled', NULL, ?, ?)")
                     .bind(board_id)
-                    .bind(attempt.at_ms)
+                    .bind(attempt.at.0)
                     .bind(json!({"webhook_id": delivery.webhook_id, "reason": reason}).to_string())
                     .execute(&mut *tx)
                     .await?;
@@ -418,7 +408,7 @@ pub async fn record_attempt(
             sqlx::query(
                 "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
             )
-            .bind(attempt.at_ms)
+            .bind(attempt.at.0)
             .bind(delivery.webhook_id)
             .execute(&mut *tx)
             .await?;
@@ -439,6 +429,7 @@ pub async fn failing_since(pool: &SqlitePool, webhook_id: i64) -> Result<Option<
     )
 }
 
+/// What one attempt came to (logged, and listed in the delivery log).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Attempt {
     pub at: Timestamp,
