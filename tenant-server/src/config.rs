@@ -36,6 +36,15 @@ pub enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Bridge MCP over stdio to a server's /mcp endpoint (for clients that only launch local servers).
+    Mcp {
+        /// The server's MCP endpoint, e.g. https://taskharbor.example.com/mcp.
+        #[arg(long, env = "TASKHARBOR_MCP_URL")]
+        url: String,
+        /// The API token to send; prefer the environment variable.
+        #[arg(long, env = "TASKHARBOR_TOKEN", hide_env_values = true)]
+        token: SecretString,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +185,7 @@ pub struct Config {
     #[arg(
         long,
         env = "RUST_LOG",
-        default_value = "info,sqlx=warn",
+        default_value = "info,sqlx=warn,rmcp=warn",
         global = true
     )]
     pub log: String,

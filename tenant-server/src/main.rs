@@ -12,7 +12,11 @@ use taskharbor::{AppState, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Mcp { .. })) {
+        // The bridge's stdout carries the MCP protocol: no log lines there.
+        cli.config.log = "off".into();
+    }
     let _telemetry = telemetry::init(&cli.config).context("starting telemetry")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
@@ -32,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Create(args)) => create_token(&cli.config, args).await,
+        Command::Mcp { url, token } => Ok(taskharbor::mcp::bridge::run(&url, token).await?),
         Command::Openapi => {
             let (_, doc) = taskharbor::api::routes();
             println!("{}", doc.to_pretty_json()?);

@@ -8,6 +8,7 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod items;
+mod mcp;
 mod operations;
 mod queue;
 mod receiver;
