@@ -120,15 +120,7 @@ pub async fn claim(
     OptionalJson(req): OptionalJson<ClaimRequest>,
 ) -> ApiResult<Json<ClaimedItem>> {
     let caller = auth.require(Scope::QueueWrite)?;
-    let result = queue::claim(
-        &state.store.writer,
-        caller,
-        id,
-        req.start,
-        fence,
-        store::now_ms(),
-    )
-    .await;
+    let result = queue::claim(&state.store, caller, id, req.start, fence, store::now_ms()).await;
     count_claim(&state, &result, |(_, outcome)| claim_outcome(*outcome));
     let (claimed, _) = result?;
     state.notify_change();
@@ -160,14 +152,7 @@ pub async fn claim_next(
         kinds: req.kinds.unwrap_or_default(),
         labels: req.labels.unwrap_or_default(),
     };
-    let result = queue::claim_next(
-        &state.store.writer,
-        caller,
-        &filter,
-        req.start,
-        store::now_ms(),
-    )
-    .await;
+    let result = queue::claim_next(&state.store, caller, &filter, req.start, store::now_ms()).await;
     count_claim(&state, &result, |found| {
         found
             .as_ref()
@@ -192,7 +177,7 @@ pub async fn heartbeat(
 ) -> ApiResult<Response> {
     let caller = auth.require(Scope::QueueWrite)?;
     Ok(with_etag(
-        queue::heartbeat(&state.store.writer, caller, id, fence, store::now_ms()).await?,
+        queue::heartbeat(&state.store, caller, id, fence, store::now_ms()).await?,
     ))
 }
 
@@ -224,7 +209,7 @@ pub async fn release(
         .into());
     }
     let item = queue::release(
-        &state.store.writer,
+        &state.store,
         caller,
         id,
         req.reason.as_deref(),
@@ -281,7 +266,7 @@ pub async fn move_item(
         .into());
     }
     let item = queue::move_item(
-        &state.store.writer,
+        &state.store,
         caller,
         id,
         target,

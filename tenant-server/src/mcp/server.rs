@@ -355,7 +355,7 @@ impl TaskHarborMcp {
             return refuse(e);
         }
         let result = queue::move_item(
-            &self.state.store.writer,
+            &self.state.store,
             caller,
             item_id,
             MoveTarget::Status(role),
@@ -455,7 +455,7 @@ impl TaskHarborMcp {
             labels: args.labels.unwrap_or_default(),
         };
         let result = queue::claim_next(
-            &self.state.store.writer,
+            &self.state.store,
             &caller,
             &filter,
             args.start,
@@ -494,7 +494,7 @@ impl TaskHarborMcp {
         Parameters(args): Parameters<ClaimArgs>,
     ) -> CallToolResult {
         let result = queue::claim(
-            &self.state.store.writer,
+            &self.state.store,
             &caller,
             args.item_id,
             args.start,
@@ -537,7 +537,7 @@ impl TaskHarborMcp {
         if holds && caller.has(Scope::QueueWrite) {
             // Any call by the holder on its item keeps the lease alive.
             if let Ok(renewed) =
-                queue::heartbeat(&self.state.store.writer, &caller, item.id, None, now).await
+                queue::heartbeat(&self.state.store, &caller, item.id, None, now).await
             {
                 return ok(to_json(&renewed));
             }
@@ -560,7 +560,7 @@ impl TaskHarborMcp {
         Parameters(args): Parameters<HolderArgs>,
     ) -> CallToolResult {
         match queue::heartbeat(
-            &self.state.store.writer,
+            &self.state.store,
             &caller,
             args.item_id,
             args.claim_token,
@@ -703,7 +703,7 @@ impl TaskHarborMcp {
             return refuse(e);
         }
         let result = queue::release(
-            &self.state.store.writer,
+            &self.state.store,
             &caller,
             args.item_id,
             args.reason.as_deref(),
@@ -812,15 +812,9 @@ impl TaskHarborMcp {
                 }
             }
         } else if holds {
-            queue::heartbeat(
-                &self.state.store.writer,
-                &caller,
-                origin.id,
-                args.claim_token,
-                now,
-            )
-            .await
-            .ok()
+            queue::heartbeat(&self.state.store, &caller, origin.id, args.claim_token, now)
+                .await
+                .ok()
         } else {
             None
         };

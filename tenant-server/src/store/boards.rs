@@ -21,6 +21,14 @@ pub(crate) async fn load_board(
     Ok(row.map(Board::from))
 }
 
+/// Every board, in id order.
+pub(crate) async fn load_all(conn: &mut SqliteConnection) -> Result<Vec<Board>, sqlx::Error> {
+    let rows: Vec<BoardRow> = sqlx::query_as(&format!("{SELECT_BOARD} ORDER BY id"))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(Board::from).collect())
+}
+
 /// A board the caller can see, or `404`.
 pub async fn get(pool: &SqlitePool, caller: &Principal, id: i64) -> CommandResult<Board> {
     if !caller.can_see_board(id) {

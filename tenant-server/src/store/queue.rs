@@ -3,6 +3,7 @@
 //! single writer connection: load, ask `domain::queue`, write the change
 //! and its events, commit.
 
+use super::Store;
 use super::boards::{first_lane_with, lanes_of, load_board, load_lane};
 use super::comments::{self, Handoff};
 use super::error::{CommandResult, not_found};
@@ -192,21 +193,33 @@ async fn start_work(
     Ok(())
 }
 
+/// How a claim is made: moved to in_progress (`start`), fenced, and the
+/// caller's live claims on the board when already counted.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClaimOptions {
+    start: bool,
+    fence: Option<i64>,
+    held: Option<i64>,
+}
+
 /// The body of a claim, shared by `claim` and `claim-next`.
 async fn claim_in_tx(
     conn: &mut SqliteConnection,
     caller: &Principal,
     row: ItemRow,
     board: &Board,
-    start: bool,
-    fence: Option<i64>,
+    options: ClaimOptions,
     now_ms: i64,
-) -> CommandResult<(ClaimedItem, ClaimOutcome)> {
+) -> CommandResult<ClaimOutcome> {
+    let ClaimOptions { start, fence, held } = options;
     let state = row.state()?;
     if fence.is_some() {
         queue::check_fence(fence, &state)?;
     }
-    let held = held_on_board(conn, caller.worker_id, board.id, now_ms).await?;
+    let held = match held {
+        Some(held) => held,
+        None => held_on_board(conn, caller.worker_id, board.id, now_ms).await?,
+    };
     let decision = queue::check_claim(
         &actor_for(caller, board.id),
         &board.rules(),
@@ -240,25 +253,50 @@ async fn claim_in_tx(
     if start {
         start_work(conn, board, caller, &row, now_ms).await?;
     }
-    let item = reload(conn, row.id, now_ms).await?;
-    let handoff = comments::handoff(conn, row.id).await?;
-    Ok((ClaimedItem { item, handoff }, outcome))
+    Ok(outcome)
+}
+
+/// The answer to a claim, read after the commit from a reader connection
+/// so the single writer is free for the next command sooner.
+async fn claimed_view(store: &Store, item_id: i64, now_ms: i64) -> CommandResult<ClaimedItem> {
+    let mut conn = store.reader.acquire().await?;
+    let item = reload(&mut conn, item_id, now_ms).await?;
+    let handoff = comments::handoff(&mut conn, item_id).await?;
+    Ok(ClaimedItem { item, handoff })
+}
+
+/// An item as a command left it, read after the commit (see `claimed_view`).
+async fn committed(store: &Store, item_id: i64, now_ms: i64) -> CommandResult<Item> {
+    let mut conn = store.reader.acquire().await?;
+    reload(&mut conn, item_id, now_ms).await
 }
 
 /// `POST /api/items/{id}/claim`.
 pub async fn claim(
-    pool: &SqlitePool,
+    store: &Store,
     caller: &Principal,
     item_id: i64,
     start: bool,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<(ClaimedItem, ClaimOutcome)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     let (row, board) = load_visible(&mut tx, caller, item_id).await?;
-    let result = claim_in_tx(&mut tx, caller, row, &board, start, fence, now_ms).await?;
+    let outcome = claim_in_tx(
+        &mut tx,
+        caller,
+        row,
+        &board,
+        ClaimOptions {
+            start,
+            fence,
+            held: None,
+        },
+        now_ms,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(result)
+    Ok((claimed_view(store, item_id, now_ms).await?, outcome))
 }
 
 /// What a worker is looking for in `claim-next` and `allowed`.
@@ -286,18 +324,7 @@ async fn visible_boards(
                     .ok_or_else(|| not_found("board"))?,
             ])
         }
-        None => {
-            let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM boards ORDER BY id")
-                .fetch_all(&mut *conn)
-                .await?;
-            let mut boards = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(board) = load_board(conn, id).await? {
-                    boards.push(board);
-                }
-            }
-            Ok(boards)
-        }
+        None => Ok(super::boards::load_all(conn).await?),
     }
 }
 
@@ -349,15 +376,17 @@ async fn candidates(
 /// `POST /api/claim-next`: the best claimable item, atomically claimed;
 /// `None` when there is none.
 pub async fn claim_next(
-    pool: &SqlitePool,
+    store: &Store,
     caller: &Principal,
     filter: &QueueFilter,
     start: bool,
     now_ms: i64,
 ) -> CommandResult<Option<(ClaimedItem, ClaimOutcome)>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     let boards = visible_boards(&mut tx, caller, filter.board_id).await?;
-    let mut best: Option<((i64, i64), usize)> = None;
+    // (priority, id) of the best candidate, its board's index, and the
+    // caller's claims held there.
+    let mut best: Option<((i64, i64), usize, i64)> = None;
     let mut at_limit: Option<(i64, i64)> = None;
     let mut open_boards = 0;
     for (index, board) in boards.iter().enumerate() {
@@ -377,12 +406,12 @@ pub async fn claim_next(
         if let Some(&candidate) = candidates(&mut tx, board, caller.worker_kind, filter, 1, now_ms)
             .await?
             .first()
-            && best.is_none_or(|(b, _)| candidate < b)
+            && best.is_none_or(|(b, _, _)| candidate < b)
         {
-            best = Some((candidate, index));
+            best = Some((candidate, index, held));
         }
     }
-    let Some(((_, item_id), index)) = best else {
+    let Some(((_, item_id), index, held)) = best else {
         if open_boards == 0
             && let Some((limit, held)) = at_limit
         {
@@ -393,9 +422,22 @@ pub async fn claim_next(
     let row = load_row(&mut tx, item_id)
         .await?
         .ok_or_else(|| not_found("item"))?;
-    let result = claim_in_tx(&mut tx, caller, row, &boards[index], start, None, now_ms).await?;
+    let board = &boards[index];
+    let outcome = claim_in_tx(
+        &mut tx,
+        caller,
+        row,
+        board,
+        ClaimOptions {
+            start,
+            fence: None,
+            held: Some(held),
+        },
+        now_ms,
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Some(result))
+    Ok(Some((claimed_view(store, item_id, now_ms).await?, outcome)))
 }
 
 /// `GET /api/allowed`: what the caller holds, then what it may claim now.
@@ -445,21 +487,20 @@ pub async fn allowed(
 
 /// `POST /api/items/{id}/heartbeat`.
 pub async fn heartbeat(
-    pool: &SqlitePool,
+    store: &Store,
     caller: &Principal,
     item_id: i64,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     let (row, board) = load_visible(&mut tx, caller, item_id).await?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
     queue::check_heartbeat(&actor_for(caller, board.id), &state, now_ms)?;
     renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;
-    let item = reload(&mut tx, item_id, now_ms).await?;
     tx.commit().await?;
-    Ok(item)
+    committed(store, item_id, now_ms).await
 }
 
 /// Ends a claim that is released or expired; an item in progress goes back
@@ -481,14 +522,14 @@ async fn return_to_queue(
 
 /// `POST /api/items/{id}/release`: by the holder, or forced by a board admin.
 pub async fn release(
-    pool: &SqlitePool,
+    store: &Store,
     caller: &Principal,
     item_id: i64,
     reason: Option<&str>,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     let (row, board) = load_visible(&mut tx, caller, item_id).await?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
@@ -512,9 +553,8 @@ pub async fn release(
     )
     .await?;
     announce_if_agent_ready(&mut tx, &board, item_id, Some(caller.worker_id), now_ms).await?;
-    let item = reload(&mut tx, item_id, now_ms).await?;
     tx.commit().await?;
-    Ok(item)
+    committed(store, item_id, now_ms).await
 }
 
 /// Where a move goes.
@@ -526,7 +566,7 @@ pub enum MoveTarget {
 
 /// `POST /api/items/{id}/move`.
 pub async fn move_item(
-    pool: &SqlitePool,
+    store: &Store,
     caller: &Principal,
     item_id: i64,
     target: MoveTarget,
@@ -534,7 +574,7 @@ pub async fn move_item(
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     let (row, board) = load_visible(&mut tx, caller, item_id).await?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
@@ -566,9 +606,8 @@ pub async fn move_item(
         if is_holder {
             renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;
         }
-        let item = reload(&mut tx, item_id, now_ms).await?;
         tx.commit().await?;
-        return Ok(item);
+        return committed(store, item_id, now_ms).await;
     }
     set_lane(&mut tx, item_id, &lane, now_ms).await?;
     let claim_ended = effect == ClaimEffect::End;
@@ -646,9 +685,8 @@ pub async fn move_item(
     if lane.role.is_open() {
         announce_if_agent_ready(&mut tx, &board, item_id, Some(caller.worker_id), now_ms).await?;
     }
-    let item = reload(&mut tx, item_id, now_ms).await?;
     tx.commit().await?;
-    Ok(item)
+    committed(store, item_id, now_ms).await
 }
 
 /// Items waiting on `done_id` may have just become claimable.
