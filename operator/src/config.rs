@@ -23,6 +23,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup; boxing buys nothing
 pub enum Command {
     /// Run the controller (with leader election, metrics and health endpoints).
     Run(RunArgs),

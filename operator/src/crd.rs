@@ -32,14 +32,10 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
     shortname = "th",
     status = "TaskHarborStatus",
     doc = "A single-tenant TaskHarbor instance (one pod with its own volume)",
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Phase", "type":"string", "jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"URL", "type":"string", "jsonPath":".status.url"}"#,
+    printcolumn = r#"{"name":"Version", "type":"string", "jsonPath":".spec.version"}"#,
+    printcolumn = r#"{"name":"Age", "type":"date", "jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TaskHarborSpec {
@@ -179,6 +175,7 @@ fn default_memory_limit() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct TaskHarborStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "phase_schema")]
     pub phase: Option<Phase>,
     /// Where the tenant is served: `https://<host>` or the in-cluster Service URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +185,18 @@ pub struct TaskHarborStatus {
     pub observed_generation: Option<i64>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
+}
+
+/// schemars lists `null` among the enum values of an `Option<enum>`; the
+/// Kubernetes 1.20 API server cannot decode such a CRD (it silently drops the
+/// version's subresources and printer columns), so spell the schema out.
+fn phase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Lifecycle phase shown in `kubectl get th`.",
+        "type": "string",
+        "enum": ["Pending", "Provisioning", "Ready", "Degraded", "Suspended", "Deleting"],
+        "nullable": true
+    })
 }
 
 /// Lifecycle phase shown in `kubectl get th`.
@@ -257,15 +266,15 @@ impl TaskHarborSpec {
         if !is_image_tag(&self.version) {
             return Err(InvalidSpec::Version(self.version.clone()));
         }
-        if let Some(image) = &self.image {
-            if !is_image_repository(image) {
-                return Err(InvalidSpec::Image(image.clone()));
-            }
+        if let Some(image) = &self.image
+            && !is_image_repository(image)
+        {
+            return Err(InvalidSpec::Image(image.clone()));
         }
-        if let Some(host) = &self.host {
-            if !is_dns_name(host) {
-                return Err(InvalidSpec::Host(host.clone()));
-            }
+        if let Some(host) = &self.host
+            && !is_dns_name(host)
+        {
+            return Err(InvalidSpec::Host(host.clone()));
         }
         let quantities = [
             ("spec.storage.size", Some(&self.storage.size)),
@@ -287,13 +296,13 @@ impl TaskHarborSpec {
             ),
         ];
         for (field, value) in quantities {
-            if let Some(value) = value {
-                if !is_quantity(value) {
-                    return Err(InvalidSpec::Quantity {
-                        field,
-                        value: value.clone(),
-                    });
-                }
+            if let Some(value) = value
+                && !is_quantity(value)
+            {
+                return Err(InvalidSpec::Quantity {
+                    field,
+                    value: value.clone(),
+                });
             }
         }
         Ok(())
@@ -391,7 +400,7 @@ mod tests {
         s.version = "1.0 beta".into();
         assert!(
             s.validate()
-                .unwrap_err()
+                .expect_err("invalid")
                 .to_string()
                 .contains("spec.version")
         );
@@ -411,7 +420,7 @@ mod tests {
         s.storage.size = "ten gigs".into();
         assert!(
             s.validate()
-                .unwrap_err()
+                .expect_err("invalid")
                 .to_string()
                 .contains("spec.storage.size")
         );

@@ -113,10 +113,10 @@ pub fn compute(
     let conditions = [ready, progressing, degraded]
         .into_iter()
         .map(|mut c| {
-            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_) {
-                if old.status == c.status {
-                    c.last_transition_time = old.last_transition_time.clone();
-                }
+            if let Some(old) = previous.iter().find(|o| o.type_ == c.type_)
+                && old.status == c.status
+            {
+                c.last_transition_time = old.last_transition_time.clone();
             }
             c
         })
