@@ -64,4 +64,23 @@ mod tests {
             "{path} is stale: run `cargo run -p taskharbor-operator -- crd > {path}`"
         );
     }
+
+    /// The samples are what users copy first: they must parse and validate.
+    #[test]
+    fn samples_parse_and_validate() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("samples dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("readable");
+            let th: super::crd::TaskHarbor =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(th.spec.validate().is_ok(), "{} is invalid", path.display());
+            seen += 1;
+        }
+        assert!(
+            seen >= 3,
+            "expected the minimal, with-host and suspended samples"
+        );
+    }
 }

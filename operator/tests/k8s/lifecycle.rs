@@ -163,6 +163,16 @@ pub async fn crd_installs_and_the_schema_rejects_a_bad_tenant() {
             "got {err:?}"
         );
     }
+    // The shipped samples are accepted by the real schema.
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/samples");
+    for entry in std::fs::read_dir(samples).expect("samples") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("sample");
+        let mut th: TaskHarbor = serde_yaml::from_str(&text).expect("sample parses");
+        th.metadata.namespace = Some(ns.clone());
+        api.create(&PostParams::default(), &th)
+            .await
+            .expect("sample accepted by the API server");
+    }
     // Defaults from the schema are applied by the API server.
     let created = create(
         &client,
@@ -503,10 +513,56 @@ pub async fn invalid_spec_is_degraded_with_a_clear_message() {
     // Fixing the spec is a change, which wakes the resource up again.
     patch_spec(&client, &ns, "bad", json!({"version": "0.1.0"})).await;
     let _: StatefulSet = wait_for(&client, &ns, "th-bad").await;
-    wait_status(&client, &ns, "bad", "recovered", |th| {
+    let recovered = |th: &TaskHarbor| {
         matches!(phase(th), Some(Phase::Pending | Phase::Provisioning))
             && condition(th, "Degraded").is_some_and(|c| c.status == "False")
+    };
+    wait_status(&client, &ns, "bad", "recovered", recovered).await;
+
+    // The tenant id is immutable: renaming would orphan the pod and volume.
+    patch_spec(&client, &ns, "bad", json!({"tenant": "renamed"})).await;
+    let th = wait_status(&client, &ns, "bad", "Degraded on tenant change", |th| {
+        phase(th) == Some(Phase::Degraded)
     })
     .await;
+    let message = &condition(&th, "Degraded").expect("Degraded").message;
+    assert!(
+        message.contains("immutable") && message.contains("\"bad\""),
+        "{message}"
+    );
+    assert!(
+        get::<StatefulSet>(&client, &ns, "th-renamed")
+            .await
+            .is_none(),
+        "no second tenant built"
+    );
+    patch_spec(&client, &ns, "bad", json!({"tenant": "bad"})).await;
+    wait_status(
+        &client,
+        &ns,
+        "bad",
+        "recovered after tenant restored",
+        recovered,
+    )
+    .await;
+
+    // A change the API server refuses (volume claim templates are immutable)
+    // is reported, not retried forever.
+    patch_spec(&client, &ns, "bad", json!({"storage": {"size": "5Gi"}})).await;
+    let th = wait_status(
+        &client,
+        &ns,
+        "bad",
+        "Degraded on rejected StatefulSet",
+        |th| phase(th) == Some(Phase::Degraded),
+    )
+    .await;
+    let degraded = condition(&th, "Degraded").expect("Degraded");
+    assert_eq!(degraded.reason, "Rejected");
+    assert!(
+        degraded.message.contains("StatefulSet"),
+        "{}",
+        degraded.message
+    );
     op.stop().await;
 }
