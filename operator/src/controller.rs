@@ -125,11 +125,21 @@ impl Stores {
     async fn wait_until_ready(&self) {
         // Before the first list completes every cache is empty and each
         // reconcile would re-apply everything; waiting avoids that burst.
-        let _ = self.secrets.wait_until_ready().await;
-        let _ = self.stateful_sets.wait_until_ready().await;
-        let _ = self.services.wait_until_ready().await;
-        let _ = self.ingresses.wait_until_ready().await;
-        let _ = self.network_policies.wait_until_ready().await;
+        // Bounded, so a watch that cannot list (RBAC) degrades to extra
+        // writes instead of a controller that hangs.
+        let all = async {
+            let _ = self.secrets.wait_until_ready().await;
+            let _ = self.stateful_sets.wait_until_ready().await;
+            let _ = self.services.wait_until_ready().await;
+            let _ = self.ingresses.wait_until_ready().await;
+            let _ = self.network_policies.wait_until_ready().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .is_err()
+        {
+            warn!("child caches not synced after 30 s; reconciling without them");
+        }
     }
 }
 
