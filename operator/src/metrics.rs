@@ -10,6 +10,16 @@ use prometheus::{
     TextEncoder,
 };
 
+/// Every value of the `reason` label of the failures counter.
+pub const FAILURE_REASONS: &[&str] = &[
+    "kube_api",
+    "conflict",
+    "serialize",
+    "build",
+    "finalizer",
+    "invalid_spec",
+];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +65,11 @@ impl Metrics {
             "taskharbor_operator_leader",
             "1 while this replica holds the leader lease",
         )?;
+        // Export every failure reason at 0 from the start, so rate() and
+        // alerts work before the first failure.
+        for reason in FAILURE_REASONS {
+            failures.with_label_values(&[reason]);
+        }
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -118,5 +133,10 @@ mod tests {
         );
         assert!(text.contains("taskharbor_operator_reconcile_duration_seconds_bucket"));
         assert_eq!(m.total_writes(), 2);
+        assert!(
+            text.contains(
+                "taskharbor_operator_reconcile_failures_total{reason=\"invalid_spec\"} 0"
+            )
+        );
     }
 }
