@@ -90,7 +90,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let resync_seconds = 60;
-    let cp = match harness::ControlPlane::start() {
+    // 1,000 ClusterIP Services do not fit the script's /24 service range.
+    let cp = match harness::ControlPlane::start_with_service_range(Some("10.96.0.0/16")) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("error: {e}");

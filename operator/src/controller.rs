@@ -257,23 +257,51 @@ async fn apply_tenant(th: &TaskHarbor, ctx: &Context) -> Result<Action, Error> {
     let desired = build::build(th, &ctx.settings.build, &secrets)?;
 
     let stores = &ctx.stores;
+    // Every child is attempted even when one fails, so one refused object
+    // (say, a Service when the cluster is out of ClusterIPs) does not hold
+    // back the others; the first error then triggers the backoff.
+    let mut first_error: Option<Error> = None;
+    let mut note = |result: Result<(), Error>| {
+        if let Err(err) = result {
+            warn!(name = %th.name_any(), error = %err, "applying a child failed");
+            first_error.get_or_insert(err);
+        }
+    };
     // The Secret goes first: the pod reads its token from it.
-    apply::apply(ctx, &stores.secrets, desired.secret, "secret").await?;
-    apply::apply(ctx, &stores.services, desired.service, "service").await?;
-    apply::apply(
-        ctx,
-        &stores.network_policies,
-        desired.network_policy,
-        "networkpolicy",
-    )
-    .await?;
+    note(
+        apply::apply(ctx, &stores.secrets, desired.secret, "secret")
+            .await
+            .map(drop),
+    );
+    note(
+        apply::apply(ctx, &stores.services, desired.service, "service")
+            .await
+            .map(drop),
+    );
+    note(
+        apply::apply(
+            ctx,
+            &stores.network_policies,
+            desired.network_policy,
+            "networkpolicy",
+        )
+        .await
+        .map(drop),
+    );
     match desired.ingress {
         Some(ingress) => {
-            apply::apply(ctx, &stores.ingresses, ingress, "ingress").await?;
+            note(
+                apply::apply(ctx, &stores.ingresses, ingress, "ingress")
+                    .await
+                    .map(drop),
+            );
         }
         None => {
             let name = build::child_name(tenant);
-            apply::delete_owned(ctx, &stores.ingresses, &namespace, &name, &uid, "ingress").await?;
+            note(
+                apply::delete_owned(ctx, &stores.ingresses, &namespace, &name, &uid, "ingress")
+                    .await,
+            );
         }
     }
     let sts = match apply::apply(
@@ -296,8 +324,11 @@ async fn apply_tenant(th: &TaskHarbor, ctx: &Context) -> Result<Action, Error> {
             )
             .await;
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(first_error.unwrap_or(err)),
     };
+    if let Some(err) = first_error {
+        return Err(err);
+    }
 
     let status = status::compute(
         th,

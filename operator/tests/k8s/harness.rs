@@ -64,8 +64,18 @@ fn free_port() -> Result<u16, String> {
 impl ControlPlane {
     /// Starts the control plane or explains exactly what is missing.
     pub fn start() -> Result<&'static ControlPlane, String> {
+        Self::start_with_service_range(None)
+    }
+
+    /// Like [`ControlPlane::start`], optionally with a larger Service IP range
+    /// than the script's fixed /24 (254 ClusterIPs, too few for the
+    /// 1,000-tenant benchmark). The shared script is not modified: a copy
+    /// with the one flag changed is run from the private run directory.
+    pub fn start_with_service_range(
+        service_range: Option<&str>,
+    ) -> Result<&'static ControlPlane, String> {
         let dir = shared_k8s_dir();
-        let script = dir.join("k8s-control-plane.sh");
+        let mut script = dir.join("k8s-control-plane.sh");
         if !script.exists() {
             return Err(format!(
                 "{} not found: the integration tests need the repository's sibling `shared/k8s/` directory",
@@ -85,6 +95,20 @@ impl ControlPlane {
         }
         let run_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("k8s-control-plane-{}", std::process::id()));
+        if let Some(range) = service_range {
+            let original = std::fs::read_to_string(&script).map_err(|e| e.to_string())?;
+            let flag = "--service-cluster-ip-range=10.0.0.0/24";
+            if !original.contains(flag) {
+                return Err(format!("{} no longer sets {flag}", script.display()));
+            }
+            let copy = run_dir.with_extension("sh");
+            std::fs::write(
+                &copy,
+                original.replace(flag, &format!("--service-cluster-ip-range={range}")),
+            )
+            .map_err(|e| e.to_string())?;
+            script = copy;
+        }
         let env = vec![
             ("RUN", run_dir.display().to_string()),
             ("API_PORT", free_port()?.to_string()),
@@ -143,6 +167,7 @@ impl ControlPlane {
             .stdout(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.run_dir);
+        let _ = std::fs::remove_file(self.run_dir.with_extension("sh"));
     }
 
     pub fn get() -> &'static ControlPlane {
