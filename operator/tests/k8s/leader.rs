@@ -19,8 +19,10 @@ pub async fn only_the_leader_writes_and_a_standby_takes_over() {
         [
             "--lease-namespace",
             ns.as_str(),
+            // Long enough that a starved CI machine does not lose the lease
+            // by accident; takeover below is by release, not by expiry.
             "--lease-seconds",
-            "3",
+            "6",
             "--identity",
             id,
         ]
