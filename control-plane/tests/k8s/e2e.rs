@@ -67,7 +67,7 @@ fn secret_token(secret: &Secret) -> String {
     String::from_utf8(data["bootstrap-token"].0.clone()).expect("utf-8")
 }
 
-async fn reveal(url: &str) -> (StatusCode, Value) {
+pub async fn reveal(url: &str) -> (StatusCode, Value) {
     let response = http()
         .post(url)
         .header("accept", "application/json")
@@ -87,7 +87,7 @@ async fn reveal(url: &str) -> (StatusCode, Value) {
 
 /// Approves `email` as `tenant`, makes the operator's pod ready, waits for
 /// `Ready` and returns (reveal URL, Secret token).
-async fn provision(
+pub async fn provision(
     client: &Client,
     ns: &str,
     app: &App,

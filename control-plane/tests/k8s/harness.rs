@@ -46,7 +46,7 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
 pub struct ControlPlane {
     script: PathBuf,
     run_dir: PathBuf,
-    kubeconfig: PathBuf,
+    pub kubeconfig: PathBuf,
     env: Vec<(&'static str, String)>,
 }
 
@@ -158,6 +158,17 @@ impl ControlPlane {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .expect("kubeconfig valid");
+        Client::try_from(config).expect("client")
+    }
+
+    /// A client that acts as `user` (to test the chart's RBAC for real).
+    pub async fn impersonating(&self, user: &str) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig readable");
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig valid");
+        config.auth_info.impersonate = Some(user.to_owned());
         Client::try_from(config).expect("client")
     }
 }

@@ -48,7 +48,10 @@ fn main() -> ExitCode {
             "revealed_token_opens_the_real_tenant_server",
             e2e::revealed_token_opens_the_real_tenant_server,
         ),
-        trial("chart_passes_chart_check", chart::chart_passes_chart_check),
+        trial(
+            "chart_passes_chart_check_and_its_rbac_is_enough_and_no_more",
+            chart::chart_passes_chart_check_and_its_rbac_is_enough_and_no_more,
+        ),
     ];
     if args.list {
         return libtest_mimic::run(&args, tests).exit_code();
