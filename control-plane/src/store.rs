@@ -39,6 +39,15 @@ pub async fn connect(path: &Path) -> Result<SqlitePool, StoreError> {
     Ok(pool)
 }
 
+/// A write transaction that takes SQLite's write lock up front (`BEGIN
+/// IMMEDIATE`), so concurrent commands queue on the busy timeout instead of
+/// failing when a read lock cannot be upgraded.
+async fn write_tx(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 pub fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
@@ -145,7 +154,7 @@ pub async fn approve(
     tenant: &str,
     state: &str,
 ) -> Result<(), DecideError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = write_tx(pool).await?;
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM signups WHERE id = ?")
         .bind(signup_id)
         .fetch_optional(&mut *tx)
@@ -186,7 +195,7 @@ pub async fn undo_approval(
     signup_id: i64,
     tenant: &str,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = write_tx(pool).await?;
     sqlx::query("DELETE FROM tenant_events WHERE tenant = ?")
         .bind(tenant)
         .execute(&mut *tx)
@@ -300,7 +309,7 @@ pub async fn record_phase(
     tenant: &str,
     phase: &str,
 ) -> Result<PhaseChange, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = write_tx(pool).await?;
     let row: Option<(Option<String>, i64, Option<i64>, String)> =
         sqlx::query_as("SELECT phase, approved_at, ready_at, state FROM tenants WHERE tenant = ?")
             .bind(tenant)
@@ -346,7 +355,7 @@ pub async fn record_phase(
 
 /// Sets the admin-decided state (suspended, ready, deleted) and records it.
 pub async fn set_state(pool: &SqlitePool, tenant: &str, state: &str) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = write_tx(pool).await?;
     sqlx::query("UPDATE tenants SET state = ? WHERE tenant = ?")
         .bind(state)
         .bind(tenant)
@@ -410,7 +419,7 @@ pub async fn consume_reveal(
     bootstrap_token_sha256: &str,
 ) -> Result<bool, StoreError> {
     let now = now_ms();
-    let mut tx = pool.begin().await?;
+    let mut tx = write_tx(pool).await?;
     let spent = sqlx::query(
         "UPDATE reveals SET used_at = ? WHERE token_sha256 = ? AND used_at IS NULL AND expires_at > ?",
     )

@@ -452,3 +452,22 @@ async fn health_endpoints_admin_page_and_unknown_routes() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     error_details(&json(response).await, "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_approvals_of_one_signup_let_exactly_one_win() {
+    let app = TestApp::new(&[]).await;
+    let id = signup(&app, "race@example.com", "R").await;
+    let path = format!("/api/admin/signups/{id}/approve");
+    let (a, b) = tokio::join!(
+        app.admin("POST", &path, Some(json!({"tenant": "race-a"}))),
+        app.admin("POST", &path, Some(json!({"tenant": "race-b"}))),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{a:?} {b:?}");
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&app.state.pool)
+        .await
+        .expect("count");
+    assert_eq!(tenants, 1);
+}
