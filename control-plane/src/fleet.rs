@@ -164,6 +164,7 @@ pub async fn sync_once(
     cluster: &Cluster,
     pool: &SqlitePool,
     metrics: &Metrics,
+    reveal_ttl: Duration,
 ) -> Result<(), String> {
     let followed = store::followed_tenants(pool)
         .await
@@ -180,7 +181,7 @@ pub async fn sync_once(
             continue;
         };
         let Some(phase) = phase else { continue };
-        match store::record_phase(pool, &tenant, phase).await {
+        match store::record_phase(pool, &tenant, phase, reveal_ttl).await {
             Ok(PhaseChange::FirstReady { provisioning_ms }) => {
                 metrics
                     .provisioning
@@ -206,10 +207,11 @@ pub async fn follow(
     pool: SqlitePool,
     metrics: Metrics,
     interval: Duration,
+    reveal_ttl: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = sync_once(&cluster, &pool, &metrics).await {
+        if let Err(e) = sync_once(&cluster, &pool, &metrics, reveal_ttl).await {
             tracing::warn!(error = %e, "fleet sync failed; retrying");
         }
         tokio::select! {

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     // The plaintext admin token goes away with `config`; only its hash stays.
     let listen = config.listen;
     let sync_interval = Duration::from_millis(config.fleet_sync_ms.max(100));
+    let reveal_ttl = config.reveal_ttl();
     drop(config);
 
     let (stop, stopped) = watch::channel(false);
@@ -52,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             pool,
             state.metrics.clone(),
             sync_interval,
+            reveal_ttl,
             stopped.clone(),
         ))
     });

@@ -303,11 +303,14 @@ pub enum PhaseChange {
 }
 
 /// Records the phase the operator reports for `tenant` (and the transition
-/// in its history); the first `Ready` also fixes the provisioning time.
+/// in its history); the first `Ready` also fixes the provisioning time and
+/// makes the tenant's unspent reveal links valid for at least `reveal_ttl`
+/// from now (their clock should not run while the customer cannot use them).
 pub async fn record_phase(
     pool: &SqlitePool,
     tenant: &str,
     phase: &str,
+    reveal_ttl: Duration,
 ) -> Result<PhaseChange, StoreError> {
     let mut tx = write_tx(pool).await?;
     let row: Option<(Option<String>, i64, Option<i64>, String)> =
@@ -333,6 +336,14 @@ pub async fn record_phase(
         .bind(now)
         .bind(provisioning_ms)
         .bind(tenant)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE reveals SET expires_at = max(expires_at, ?) WHERE tenant = ? AND used_at IS NULL AND expires_at > ?",
+        )
+        .bind(now + reveal_ttl.as_millis() as i64)
+        .bind(tenant)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         change = PhaseChange::FirstReady { provisioning_ms };

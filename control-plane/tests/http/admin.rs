@@ -217,11 +217,21 @@ async fn approval_without_a_cluster_renders_the_resource_yaml_and_marks_it_manua
         409
     );
     assert_eq!(
+        app.admin("POST", "/api/admin/tenants/ada-co/reveal-link", None)
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
         app.admin("POST", "/api/admin/tenants/nobody/suspend", None)
             .await
             .0,
         404
     );
+    let (status, tenants) = app.admin("GET", "/api/admin/tenants", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(tenants["tenants"][0]["tenant"], "ada-co");
+    assert_eq!(tenants["tenants"][0]["revealed"], false);
 }
 
 #[tokio::test]
@@ -334,9 +344,25 @@ async fn reveal_links_refuse_unknown_unready_expired_and_used_tokens() {
     assert_eq!(reveal(domain::random_token(), "POST").await, 404);
     assert_eq!(reveal(live.clone(), "GET").await, 409, "still provisioning");
     assert_eq!(reveal(live.clone(), "POST").await, 409);
-    store::record_phase(pool, "acme", "Ready")
+    // A link about to expire gets a full lifetime once the tenant is Ready.
+    let short = domain::random_token();
+    store::insert_reveal(
+        pool,
+        &domain::sha256_hex(&short),
+        "acme",
+        std::time::Duration::from_secs(1),
+    )
+    .await
+    .expect("link");
+    store::record_phase(pool, "acme", "Ready", std::time::Duration::from_secs(3600))
         .await
         .expect("ready");
+    let expires: i64 = sqlx::query_scalar("SELECT expires_at FROM reveals WHERE token_sha256 = ?")
+        .bind(domain::sha256_hex(&short))
+        .fetch_one(pool)
+        .await
+        .expect("row");
+    assert!(expires > store::now_ms() + 3_500_000, "extended from Ready");
     let page = app
         .send(
             Request::builder()

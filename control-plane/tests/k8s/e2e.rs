@@ -296,6 +296,20 @@ pub async fn suspend_resume_and_delete_go_through_the_resource() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    // A lost link can be replaced while the token was never revealed.
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        "/api/admin/tenants/ops/reveal-link",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        body["reveal"]["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("/reveal/"))
+    );
 
     let (status, body) = admin(
         &app,

@@ -295,6 +295,7 @@ impl App {
             pool,
             state.metrics.clone(),
             Duration::from_millis(200),
+            Duration::from_secs(24 * 3600),
             stopped.clone(),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
