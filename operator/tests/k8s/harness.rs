@@ -294,6 +294,13 @@ impl Operator {
         }
     }
 
+    /// Vanishes without releasing the lease (like a killed pod): the task is
+    /// aborted; the controller it started stops because its stop signal's
+    /// sender is dropped.
+    pub fn crash(self) {
+        self.task.abort();
+    }
+
     /// Graceful stop (as on SIGTERM): in-flight reconciles finish, the lease is released.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);

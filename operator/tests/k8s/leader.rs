@@ -1,7 +1,7 @@
 //! Two operator replicas: only the lease holder reconciles; a standby takes
 //! over when the leader shuts down.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::{apps::v1::StatefulSet, coordination::v1::Lease};
 use kube::Api;
@@ -19,8 +19,10 @@ pub async fn only_the_leader_writes_and_a_standby_takes_over() {
         [
             "--lease-namespace",
             ns.as_str(),
+            // Long enough that a starved CI machine does not lose the lease
+            // by accident; takeover below is by release, not by expiry.
             "--lease-seconds",
-            "3",
+            "6",
             "--identity",
             id,
         ]
@@ -85,5 +87,69 @@ pub async fn only_the_leader_writes_and_a_standby_takes_over() {
     })
     .await;
     assert!(b.metrics.total_writes() > 0);
+    b.stop().await;
+}
+
+pub async fn standby_takes_over_an_expired_lease_after_the_leader_vanishes() {
+    let client = ControlPlane::get().client().await;
+    let ns = namespace(&client, "expiry").await;
+    let flags = |id: &'static str| {
+        [
+            "--lease-namespace",
+            ns.as_str(),
+            "--lease-seconds",
+            "3",
+            "--identity",
+            id,
+        ]
+        .map(str::to_owned)
+    };
+    let fa = flags("crash-a");
+    let a = Operator::start(
+        client.clone(),
+        &ns,
+        &fa.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    eventually(TIMEOUT, "crash-a leads", || async {
+        (a.metrics.leader.get() == 1).then_some(())
+    })
+    .await;
+    let fb = flags("crash-b");
+    let b = Operator::start(
+        client.clone(),
+        &ns,
+        &fb.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(b.metrics.leader.get(), 0, "a live leader keeps its lease");
+
+    a.crash();
+    let crashed = Instant::now();
+    eventually(TIMEOUT, "crash-b leads", || async {
+        (b.metrics.leader.get() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        crashed.elapsed() >= Duration::from_secs(2),
+        "an unreleased lease is taken over only after it expires ({:?})",
+        crashed.elapsed()
+    );
+    let spec = Api::<Lease>::namespaced(client.clone(), &ns)
+        .get("taskharbor-operator")
+        .await
+        .expect("lease")
+        .spec
+        .expect("lease spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("crash-b"));
+    assert!(spec.lease_transitions.unwrap_or(0) >= 1);
+
+    create(
+        &client,
+        &ns,
+        "after",
+        json!({"tenant": "after", "version": "0.1.0"}),
+    )
+    .await;
+    let _: StatefulSet = wait_for(&client, &ns, "th-after").await;
     b.stop().await;
 }

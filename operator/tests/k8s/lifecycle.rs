@@ -394,10 +394,12 @@ pub async fn deleted_child_is_recreated_and_hand_edits_are_reverted() {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let container = json!({"spec": {"template": {"spec": {"containers": [
         {"name": "taskharbor", "image": "evil.example.com/miner:latest"}]}}}});
-    api.patch("th-drift", &edit, &Patch::Strategic(container))
+    // The patch response shows the edit landed; a later GET could already
+    // see the operator's correction.
+    let edited = api
+        .patch("th-drift", &edit, &Patch::Strategic(container))
         .await
         .expect("hand edit");
-    let edited = api.get("th-drift").await.expect("sts");
     assert_eq!(
         image_of(&edited).as_deref(),
         Some("evil.example.com/miner:latest")
@@ -407,13 +409,15 @@ pub async fn deleted_child_is_recreated_and_hand_edits_are_reverted() {
         (image_of(&sts).as_deref() == Some("ghcr.io/taskharbor/taskharbor:0.1.0")).then_some(())
     })
     .await;
-    api.patch(
-        "th-drift",
-        &edit,
-        &Patch::Merge(json!({"spec": {"replicas": 3}})),
-    )
-    .await
-    .expect("scale edit");
+    let scaled = api
+        .patch(
+            "th-drift",
+            &edit,
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scale edit");
+    assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(3));
     eventually(TIMEOUT, "replica edit reverted", || async {
         let sts: StatefulSet = get(&client, &ns, "th-drift").await?;
         (sts.spec?.replicas == Some(1)).then_some(())

@@ -69,6 +69,10 @@ fn main() -> ExitCode {
             deletion::delete_without_retain_removes_the_claim,
         ),
         trial(
+            "standby_takes_over_an_expired_lease_after_the_leader_vanishes",
+            leader::standby_takes_over_an_expired_lease_after_the_leader_vanishes,
+        ),
+        trial(
             "only_the_leader_writes_and_a_standby_takes_over",
             leader::only_the_leader_writes_and_a_standby_takes_over,
         ),
