@@ -21,7 +21,6 @@ pub const PHASES: &[&str] = &[
     "provisioning",
     "manual",
     "deleted",
-    "failed",
 ];
 pub const SIGNUP_STATUSES: &[&str] = &["pending", "approved", "rejected"];
 pub const SIGNUP_RESULTS: &[&str] = &["created", "duplicate", "honeypot"];

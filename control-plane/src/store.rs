@@ -494,7 +494,7 @@ pub async fn fleet_counts(pool: &SqlitePool) -> Result<FleetCounts, StoreError> 
 /// Tenants whose phase the fleet follower should keep reading.
 pub async fn followed_tenants(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT tenant FROM tenants WHERE state IN ('provisioning', 'ready', 'suspended', 'failed')",
+        "SELECT tenant FROM tenants WHERE state IN ('provisioning', 'ready', 'suspended')",
     )
     .fetch_all(pool)
     .await?)

@@ -18,7 +18,7 @@ CREATE INDEX signups_status ON signups (status, id);
 CREATE TABLE tenants (
     tenant              TEXT    PRIMARY KEY,
     signup_id           INTEGER NOT NULL UNIQUE REFERENCES signups (id),
-    -- provisioning | ready | manual | suspended | deleted | failed
+    -- provisioning | ready | manual | suspended | deleted
     state               TEXT    NOT NULL,
     -- last phase reported by the operator (Pending, Provisioning, Ready, ...)
     phase               TEXT,
