@@ -12,4 +12,5 @@ mod mcp;
 mod operations;
 mod queue;
 mod receiver;
+mod web;
 mod webhooks;

@@ -1,0 +1,828 @@
+//! The dashboard over HTTP: first-admin setup, sign-in, session cookies and
+//! their flags, CSRF, sign-out, expiry, the pages themselves, and the
+//! end-to-end browser scenario (tests/e2e/dashboard.mjs in headless
+//! Chromium via playwright-core; run `.ci/web-prereqs.sh` first).
+
+use crate::support::TestServer;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+use taskharbor::store;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser without a cookie jar: we carry the cookies by hand, so the
+/// tests see exactly what the server sets.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: Option<String>,
+    csrf: String,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The `Set-Cookie` line for `name`, if any.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+
+    /// The value of a hidden input or meta tag attribute after `marker`.
+    fn value_after(&self, marker: &str) -> String {
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} not in page:\n{}", self.body))
+            + marker.len();
+        self.body[start..]
+            .split('"')
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: server.url(""),
+            session: None,
+            csrf: String::new(),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        extra_cookie: Option<String>,
+        body: Option<(&str, String)>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        let mut cookies = Vec::new();
+        if let Some(s) = &self.session {
+            cookies.push(format!("th_session={s}"));
+        }
+        if let Some(c) = extra_cookie {
+            cookies.push(c);
+        }
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some((content_type, body)) = body {
+            req = req.header("content-type", content_type).body(body);
+        }
+        let res = req.send().await.expect("request");
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.text().await.expect("body"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.request(reqwest::Method::GET, path, None, None, &[])
+            .await
+    }
+
+    /// A pre-session form (sign-in, setup): fetch it for its token and
+    /// cookie, then post it.
+    async fn post_pre_session_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        let cookie = page.set_cookie("th_form").expect("form cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let token = page.value_after(r#"name="form_token" value=""#);
+        let mut all = fields.to_vec();
+        all.push(("form_token", &token));
+        self.request(
+            reqwest::Method::POST,
+            path,
+            Some(format!("th_form={}", cookie_value(&cookie))),
+            Some(("application/x-www-form-urlencoded", form(&all))),
+            &[],
+        )
+        .await
+    }
+
+    /// Takes the session cookie of a successful sign-in and the CSRF
+    /// token from the next page.
+    async fn adopt(&mut self, signed_in: &Page) {
+        let cookie = signed_in.set_cookie("th_session").expect("session cookie");
+        self.session = Some(cookie_value(&cookie));
+        let page = self.get("/boards").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        self.csrf = page.value_after(r#"<meta name="csrf-token" content=""#);
+    }
+
+    async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let page = self
+            .post_pre_session_form(
+                "/login",
+                &[
+                    ("username", username),
+                    ("password", password),
+                    ("next", "/boards"),
+                ],
+            )
+            .await;
+        if page.status == StatusCode::SEE_OTHER {
+            self.adopt(&page).await;
+        }
+        page
+    }
+
+    /// A JSON API call authenticated by the session cookie.
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (StatusCode, Value) {
+        let mut headers = vec![];
+        if csrf {
+            headers.push(("x-csrf-token", self.csrf.as_str()));
+        }
+        let page = self
+            .request(
+                method,
+                path,
+                None,
+                body.map(|b| ("application/json", b.to_string())),
+                &headers,
+            )
+            .await;
+        (
+            page.status,
+            serde_json::from_str(&page.body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.request(
+            reqwest::Method::POST,
+            path,
+            None,
+            Some(("application/x-www-form-urlencoded", form(fields))),
+            &[],
+        )
+        .await
+    }
+}
+
+/// Sets up the first admin (`ada`) and returns her signed-in browser.
+async fn first_admin(server: &TestServer) -> Browser {
+    let mut browser = Browser::new(server);
+    let page = browser
+        .post_pre_session_form(
+            "/setup",
+            &[
+                ("admin_token", &server.admin),
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/boards");
+    browser.adopt(&page).await;
+    browser
+}
+
+#[tokio::test]
+async fn setup_creates_the_first_admin_once_and_signs_her_in() {
+    let server = TestServer::start().await;
+    let fresh = Browser::new(&server);
+    assert_eq!(fresh.get("/").await.location(), "/setup");
+    assert_eq!(fresh.get("/login").await.location(), "/setup");
+
+    let wrong = fresh
+        .post_pre_session_form(
+            "/setup",
+            &[
+                ("admin_token", "th_notarealtokennotarealtokennotarealtoken"),
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("not a working admin token"));
+
+    let browser = first_admin(&server).await;
+    let (status, me) = browser
+        .api(reqwest::Method::GET, "/api/me", None, false)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["worker"]["name"], "ada", "{me}");
+    assert_eq!(me["worker"]["kind"], "human", "{me}");
+    assert!(me.to_string().contains("\"admin\""), "{me}");
+
+    // Setup is closed for good once a user exists.
+    assert_eq!(fresh.get("/setup").await.location(), "/login");
+    let again = fresh
+        .request(
+            reqwest::Method::POST,
+            "/setup",
+            None,
+            Some((
+                "application/x-www-form-urlencoded",
+                form(&[("admin_token", &server.admin)]),
+            )),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_hardened_cookie_and_a_wrong_password_does_not() {
+    let server = TestServer::start().await;
+    first_admin(&server).await;
+    let mut browser = Browser::new(&server);
+    let wrong = browser.sign_in("ada", "not the password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.set_cookie("th_session").is_none());
+    assert!(wrong.body.contains("Wrong username or password."));
+    let unknown = browser.sign_in("nobody", PASSWORD).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.body.contains("Wrong username or password."));
+
+    let ok = browser.sign_in("ADA", PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let cookie = ok.set_cookie("th_session").expect("cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain http base URL: {cookie}");
+    // Only a hash of the session id is stored.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id_hash FROM sessions")
+        .fetch_all(&server.state.store.reader)
+        .await
+        .expect("sessions");
+    let id = cookie_value(&cookie);
+    assert!(
+        stored
+            .iter()
+            .all(|h| h.len() == 32 && h.as_slice() != id.as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_username_out_for_a_while() {
+    let server = TestServer::start().await;
+    first_admin(&server).await;
+    let mut browser = Browser::new(&server);
+    for _ in 0..5 {
+        let page = browser.sign_in("ada", "not the password").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = browser.sign_in("ada", PASSWORD).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.body.contains("Too many failed sign-ins"));
+    assert!(locked.set_cookie("th_session").is_none());
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_an_https_base_url() {
+    let server =
+        TestServer::start_with(|c| c.base_url = Some("https://board.example.com".into())).await;
+    let browser = Browser::new(&server);
+    let page = browser
+        .post_pre_session_form(
+            "/setup",
+            &[
+                ("admin_token", &server.admin),
+                ("username", "ada"),
+                ("password", PASSWORD),
+                ("password_again", PASSWORD),
+            ],
+        )
+        .await;
+    let cookie = page.set_cookie("th_session").expect("cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn mutations_without_the_csrf_token_are_refused_with_403() {
+    let server = TestServer::start().await;
+    let browser = first_admin(&server).await;
+    let (status, body) = browser
+        .api(
+            reqwest::Method::POST,
+            "/api/boards",
+            Some(json!({"name": "Core", "key": "CORE"})),
+            false,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, body) = browser
+        .api(
+            reqwest::Method::POST,
+            "/api/boards",
+            Some(json!({"name": "Core", "key": "CORE"})),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A wrong token is as bad as none.
+    let page = browser
+        .request(
+            reqwest::Method::POST,
+            "/api/boards",
+            None,
+            Some((
+                "application/json",
+                json!({"name": "X", "key": "XX"}).to_string(),
+            )),
+            &[("x-csrf-token", "guess")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // Reads need no token.
+    let (status, _) = browser
+        .api(reqwest::Method::GET, "/api/boards", None, false)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Form posts carry it as a hidden field.
+    let users = browser
+        .post_form(
+            "/users",
+            &[
+                ("username", "bob"),
+                ("password", PASSWORD),
+                ("scope", "queue:write"),
+            ],
+        )
+        .await;
+    assert_eq!(users.status, StatusCode::FORBIDDEN);
+    let logout = browser.post_form("/logout", &[]).await;
+    assert_eq!(logout.status, StatusCode::FORBIDDEN);
+    let (status, _) = browser
+        .api(reqwest::Method::GET, "/api/me", None, false)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the refused sign-out changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn admins_create_users_who_act_as_their_own_human_worker() {
+    let server = TestServer::start().await;
+    let admin = first_admin(&server).await;
+    let board = server.board("CORE").await;
+    let page = admin
+        .post_form(
+            "/users",
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "bob"),
+                ("password", PASSWORD),
+                ("scope", "queue:write"),
+                ("board_id", &board.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+    assert!(page.body.contains("User bob created."));
+    let short = admin
+        .post_form(
+            "/users",
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "eve"),
+                ("password", "short"),
+                ("scope", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut bob = Browser::new(&server);
+    assert_eq!(
+        bob.sign_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let (_, me) = bob.api(reqwest::Method::GET, "/api/me", None, false).await;
+    assert_eq!(me["worker"]["name"], "bob", "{me}");
+    assert_eq!(me["worker"]["kind"], "human", "{me}");
+    // Confined to his board and not an admin.
+    assert_eq!(bob.get("/users").await.status, StatusCode::FORBIDDEN);
+    let item = server.item(board, "shared work").await;
+    let (status, claimed) = bob
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/items/{item}/claim"),
+            Some(json!({})),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(claimed["claim"]["worker"]["name"], "bob", "{claimed}");
+    let (status, _) = bob
+        .api(
+            reqwest::Method::POST,
+            "/api/boards",
+            Some(json!({"name": "Other", "key": "OTH"})),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let server = TestServer::start().await;
+    let browser = first_admin(&server).await;
+    let page = browser
+        .post_form("/logout", &[("csrf", &browser.csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login");
+    let cleared = page.set_cookie("th_session").expect("cleared cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (status, _) = browser
+        .api(reqwest::Method::GET, "/api/me", None, false)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let board_page = browser.get("/boards").await;
+    assert_eq!(board_page.status, StatusCode::SEE_OTHER);
+    assert!(board_page.location().starts_with("/login?next=/boards"));
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_after_their_absolute_lifetime() {
+    let server = TestServer::start().await;
+    let browser = first_admin(&server).await;
+    let pool = &server.state.store.writer;
+    let now = store::now_ms();
+    sqlx::query("UPDATE sessions SET last_seen_at = ?")
+        .bind(now - 13 * 3600 * 1000)
+        .execute(pool)
+        .await
+        .expect("age");
+    let (status, _) = browser
+        .api(reqwest::Method::GET, "/api/me", None, false)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "12 h idle ends a session");
+
+    let browser = {
+        let mut b = Browser::new(&server);
+        assert_eq!(
+            b.sign_in("ada", PASSWORD).await.status,
+            StatusCode::SEE_OTHER
+        );
+        b
+    };
+    sqlx::query("UPDATE sessions SET expires_at = ?")
+        .bind(now - 1)
+        .execute(pool)
+        .await
+        .expect("expire");
+    let (status, _) = browser
+        .api(reqwest::Method::GET, "/api/me", None, false)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "7 days in all end a session"
+    );
+}
+
+#[tokio::test]
+async fn every_page_renders_for_a_signed_in_admin_and_escapes_titles() {
+    let server = TestServer::start().await;
+    let browser = first_admin(&server).await;
+    let board = server.board("CORE").await;
+    let item = server.item(board, "<script>alert(1)</script>").await;
+    let agent = server.agent("bot-1").await;
+    server
+        .post(&agent, &format!("/api/items/{item}/claim"), json!({}))
+        .await
+        .expect(200);
+    server
+        .post(
+            &agent,
+            &format!("/api/items/{item}/comments"),
+            json!({"body": "halfway", "kind": "checkpoint"}),
+        )
+        .await
+        .expect(201);
+
+    for path in [
+        "/boards".to_owned(),
+        format!("/boards/{board}"),
+        format!("/boards/{board}/settings"),
+        format!("/boards/{board}/webhooks"),
+        format!("/boards/{board}/health"),
+        format!("/items/{item}"),
+        "/tokens".to_owned(),
+        "/users".to_owned(),
+    ] {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        assert!(
+            !page.body.contains("<script>alert(1)"),
+            "{path} renders a live script"
+        );
+        let csp = page
+            .headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    }
+    let board_page = browser.get(&format!("/boards/{board}")).await;
+    assert!(
+        board_page
+            .body
+            .contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+    );
+    assert!(
+        board_page
+            .body
+            .contains(r#"<span class="who who-agent">agent</span> bot-1"#)
+    );
+    let item_page = browser.get(&format!("/items/{item}")).await;
+    assert!(item_page.body.contains("c-checkpoint"));
+    assert!(item_page.body.contains("claimed it"));
+
+    let card = browser.get(&format!("/boards/{board}/cards/{item}")).await;
+    assert_eq!(card.status, StatusCode::OK);
+    assert!(card.body.starts_with(&format!(
+        "<li class=\"card kind-task held\" id=\"item-{item}\""
+    )));
+    let changes = browser
+        .get(&format!("/boards/{board}/changes?after=0"))
+        .await;
+    let changes: Value = serde_json::from_str(&changes.body).expect("json");
+    assert!(
+        changes["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["type"] == "item.claimed"))
+    );
+
+    let missing = browser.get("/boards/999").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("Not found"));
+}
+
+#[tokio::test]
+async fn static_assets_are_cached_for_good_and_pages_need_a_session() {
+    let server = TestServer::start().await;
+    let browser = Browser::new(&server);
+    for path in ["/static/app.js", "/static/app.css"] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let cache = page
+            .headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(cache.contains("immutable"), "{cache}");
+    }
+    first_admin(&server).await;
+    let anonymous = browser.get("/boards/1").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.location(), "/login?next=/boards/1");
+}
+
+fn e2e_paths() -> (PathBuf, PathBuf, PathBuf) {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let node_dir = std::env::var_os("TASKHARBOR_E2E_NODE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            cache.join("taskharbor").join("node")
+        });
+    let artifacts = manifest.join("..").join("target").join("e2e-artifacts");
+    (
+        manifest.join("tests/e2e/dashboard.mjs"),
+        node_dir,
+        artifacts,
+    )
+}
+
+/// The whole dashboard in a real headless browser: sign in, create an
+/// item, drag it to In Progress, see an agent's API claim appear live, get
+/// the WIP message on an over-limit drop, revoke a token.
+#[tokio::test]
+async fn the_dashboard_works_end_to_end_in_headless_chromium() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let (script, node_dir, artifacts) = e2e_paths();
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run .ci/web-prereqs.sh (Debian chromium + chromium-driver)"
+    );
+    assert!(
+        node_dir
+            .join("node_modules/playwright-core/package.json")
+            .exists(),
+        "playwright-core is missing in {}: run .ci/web-prereqs.sh",
+        node_dir.display()
+    );
+
+    let server = TestServer::start().await;
+    first_admin(&server).await;
+    let board = server.board("E2E").await;
+    let in_progress = server.lane_id(board, "in_progress").await;
+    server
+        .patch(
+            &server.admin,
+            &format!("/api/lanes/{in_progress}"),
+            json!({"wip_limit": 1}),
+        )
+        .await
+        .expect(200);
+    let for_agent = server.item(board, "Agent will claim this").await;
+    server.item(board, "Overflow candidate").await;
+    let agent = server.agent("bot-7").await;
+    let doomed = server
+        .token("doomed-bot", "agent", &["queue:write"], None)
+        .await;
+
+    let mut child = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(server.url(""))
+        .arg(board.to_string())
+        .arg(&artifacts)
+        .env("TASKHARBOR_E2E_NODE_DIR", &node_dir)
+        .env("E2E_USER", "ada")
+        .env("E2E_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is missing: install Node.js 18+ (see .ci/web-prereqs.sh)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut result: Option<Value> = None;
+    let run = async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            println!("e2e: {line}");
+            if line == "CLAIM_NOW" {
+                // An agent claims through the REST API while the page is open.
+                server
+                    .post(&agent, &format!("/api/items/{for_agent}/claim"), json!({}))
+                    .await
+                    .expect(200);
+                stdin.write_all(b"claimed\n").await.expect("stdin");
+                stdin.flush().await.expect("flush");
+            } else if let Some(json) = line.strip_prefix("RESULT ") {
+                result = serde_json::from_str(json).ok();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser scenario took over 3 minutes");
+    let status = child.wait().await.expect("node exit");
+    let result = result.unwrap_or(Value::Null);
+    assert!(
+        status.success() && result["ok"] == true,
+        "browser scenario failed ({status}): {result}; screenshots in {}",
+        artifacts.display()
+    );
+    // The revoke clicked in the browser took effect on the very next request.
+    server
+        .get(&doomed, "/api/me")
+        .await
+        .expect_error(401, "unauthorized");
+    let item = server.item_json(for_agent).await;
+    assert_eq!(item["claim"]["worker"]["name"], "bot-7");
+}
+
+/// Not a timed assertion: prints how long the server takes to answer a
+/// 2,000-item board page (query + render) and the page's size. Run with
+/// `--release -- --nocapture` for the figures quoted in the docs.
+#[tokio::test]
+async fn board_page_of_two_thousand_items_measurement() {
+    let server = TestServer::start().await;
+    let browser = first_admin(&server).await;
+    let board = server.board("BIG").await;
+    let lanes = server.lanes(board).await;
+    let now = store::now_ms();
+    let mut tx = server.state.store.writer.begin().await.expect("tx");
+    for n in 1..=2000_i64 {
+        let lane = &lanes[(n % 4) as usize];
+        let role = lane["role"].as_str().unwrap_or("backlog");
+        sqlx::query(
+            "INSERT INTO items (board_id, number, lane_id, status, open, kind, title, body, priority, labels, agent_ready, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
+        )
+        .bind(board)
+        .bind(n)
+        .bind(lane["id"].as_i64())
+        .bind(role)
+        .bind(matches!(role, "backlog" | "ready"))
+        .bind(if n % 7 == 0 { "defect" } else { "task" })
+        .bind(format!("Item number {n} of the big board"))
+        .bind(n % 5)
+        .bind(r#"["api","ui"]"#)
+        .bind(n % 2 == 0)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    }
+    sqlx::query("UPDATE boards SET next_number = 2001 WHERE id = ?")
+        .bind(board)
+        .execute(&mut *tx)
+        .await
+        .expect("number");
+    tx.commit().await.expect("commit");
+
+    let path = format!("/boards/{board}");
+    let mut best = Duration::MAX;
+    let mut size = 0;
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let page = browser.get(&path).await;
+        best = best.min(started.elapsed());
+        assert_eq!(page.status, StatusCode::OK);
+        size = page.body.len();
+    }
+    let cards = browser
+        .get(&path)
+        .await
+        .body
+        .matches("<li class=\"card ")
+        .count();
+    assert_eq!(cards, 2000);
+    println!(
+        "board page of 2000 items over HTTP (query + render): {:.1} ms best of 5, {size} bytes",
+        best.as_secs_f64() * 1000.0
+    );
+}
