@@ -39,7 +39,6 @@ pub struct AppState {
     pub key_locks: Arc<KeyLocks>,
     /// Ticks after every committed change (wakes long-polls and streams).
     pub changes: Arc<tokio::sync::watch::Sender<u64>>,
-    pub openapi_json: Arc<String>,
 }
 
 impl FromRef<AppState> for BodyLimit {
@@ -54,15 +53,12 @@ pub enum StartError {
     Store(#[from] store::OpenStoreError),
     #[error("cannot set up metrics")]
     Metrics(#[from] prometheus::Error),
-    #[error("cannot render the OpenAPI document")]
-    OpenApi(#[from] serde_json::Error),
 }
 
 impl AppState {
     /// Opens the database (applying migrations) and builds the state.
     pub async fn open(config: Config) -> Result<Self, StartError> {
         let store = Store::open(&config.data_dir, config.sqlite_sync, config.readers).await?;
-        let (_, openapi) = api::routes();
         let metrics = Metrics::new()?;
         Ok(Self {
             store,
@@ -72,7 +68,6 @@ impl AppState {
             rate_limiter: Arc::default(),
             key_locks: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
-            openapi_json: Arc::new(openapi.to_pretty_json()?),
         })
     }
 

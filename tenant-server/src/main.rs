@@ -38,8 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(TokenCommand::Create(args)) => create_token(&cli.config, args).await,
         Command::Mcp { url, token } => Ok(taskharbor::mcp::bridge::run(&url, token).await?),
         Command::Openapi => {
-            let (_, doc) = taskharbor::api::routes();
-            println!("{}", doc.to_pretty_json()?);
+            println!("{}", taskharbor::api::ops::openapi_json());
             Ok(())
         }
     }

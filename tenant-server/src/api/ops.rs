@@ -74,10 +74,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buffer).into_response()
 }
 
-pub async fn openapi(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.openapi_json.as_bytes().to_vec(),
-    )
-        .into_response()
+/// The OpenAPI document, rendered on first request (not at start-up).
+pub fn openapi_json() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let (_, doc) = super::routes();
+        doc.to_pretty_json().unwrap_or_else(|error| {
+            tracing::error!(%error, "cannot render the OpenAPI document");
+            String::from("{}")
+        })
+    })
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
 }

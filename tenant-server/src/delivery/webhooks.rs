@@ -96,7 +96,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 pub struct WebhookSender {
     state: AppState,
-    client: reqwest::Client,
+    /// Built on the first delivery: a TLS client with its root store is a
+    /// few MiB that an instance without webhooks never needs.
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     metrics: DeliveryMetrics,
     in_flight: Arc<Mutex<HashSet<i64>>>,
 }
@@ -109,6 +111,24 @@ pub enum SenderError {
 
 impl WebhookSender {
     pub fn new(state: AppState) -> Result<Self, SenderError> {
+        let metrics = state.delivery_metrics.clone();
+        Ok(Self {
+            client: std::sync::OnceLock::new(),
+            state,
+            metrics,
+            in_flight: Arc::default(),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| self.build_client().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build_client(&self) -> Result<reqwest::Client, SenderError> {
+        let state = &self.state;
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(10))
@@ -118,13 +138,7 @@ impl WebhookSender {
         if !state.config.allow_private_webhooks {
             builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
         }
-        let metrics = state.delivery_metrics.clone();
-        Ok(Self {
-            client: builder.build()?,
-            state,
-            metrics,
-            in_flight: Arc::default(),
-        })
+        Ok(builder.build()?)
     }
 
     pub async fn run(self, stop: StopSignal) {
@@ -253,8 +267,14 @@ impl WebhookSender {
                 return self.failed(delivery, record, None).await;
             }
         };
-        let result = self
-            .client
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(error) => {
+                record.error = Some(format!("no HTTP client: {error}"));
+                return self.failed(delivery, record, None).await;
+            }
+        };
+        let result = client
             .post(url)
             .header("content-type", "application/json")
             .header("webhook-id", &delivery.message_id)
