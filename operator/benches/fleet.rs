@@ -9,7 +9,7 @@
 //! - API writes during one full steady-state resync, from the operator's own
 //!   `/metrics` (target: zero when nothing changed).
 //!
-//! Prints a Markdown table for BENCHMARKS-operator.md.
+//! Prints a Markdown table for BENCHMARKS.md (section "Operator").
 
 #[allow(dead_code)]
 #[path = "../tests/k8s/harness.rs"]

@@ -13,7 +13,7 @@ use crate::store::{self};
 use crate::{AppState, StopSignal};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
 use rand::Rng;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,13 +94,19 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(delta.whole_seconds().max(0) as u64))
 }
 
+/// Deliveries being attempted (`None`) or attempted recently (`Some(when
+/// the attempt's result was committed)`). An outbox read that began before
+/// an attempt committed may still see that delivery as pending; such a
+/// delivery is skipped, so a healthy receiver never gets a duplicate.
+type InFlight = HashMap<i64, Option<Instant>>;
+
 pub struct WebhookSender {
     state: AppState,
     /// Built on the first delivery: a TLS client with its root store is a
     /// few MiB that an instance without webhooks never needs.
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     metrics: DeliveryMetrics,
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    in_flight: Arc<Mutex<InFlight>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,16 +154,23 @@ impl WebhookSender {
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         loop {
             let now = store::now_ms();
-            match webhooks::due(&this.state.store.reader, now, (CONCURRENCY * 2) as i64).await {
+            let read_started = Instant::now();
+            let due = webhooks::due(&this.state.store.reader, now, (CONCURRENCY * 2) as i64).await;
+            // Attempts committed before this read began are reflected in it.
+            this.in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, finished| finished.is_none_or(|at| at > read_started));
+            match due {
                 Ok(due) => {
                     for delivery in due {
-                        if !this
-                            .in_flight
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(delivery.id)
                         {
-                            continue;
+                            let mut in_flight =
+                                this.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                            if in_flight.contains_key(&delivery.id) {
+                                continue;
+                            }
+                            in_flight.insert(delivery.id, None);
                         }
                         let Ok(permit) = slots.clone().acquire_owned().await else {
                             return;
@@ -170,7 +183,7 @@ impl WebhookSender {
                                 .in_flight
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
-                                .remove(&id);
+                                .insert(id, Some(Instant::now()));
                             drop(permit);
                             let _ = done.send(());
                         });
