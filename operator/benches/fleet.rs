@@ -11,13 +11,10 @@
 //!
 //! Prints a Markdown table for BENCHMARKS.md (section "Operator").
 
-#[allow(dead_code)]
-#[path = "../tests/k8s/harness.rs"]
-mod harness;
-
 use std::{
     io::{Read, Write},
     net::TcpStream,
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -33,6 +30,7 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use taskharbor_operator::crd::{TaskHarbor, TaskHarborSpec};
+use taskharbor_tests::k8s::{ControlPlane, StartOptions, install_crd, namespace};
 
 fn metrics_text(port: u16) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -91,7 +89,11 @@ fn main() {
         .unwrap_or(1000);
     let resync_seconds = 60;
     // 1,000 ClusterIP Services do not fit the script's /24 service range.
-    let cp = match harness::ControlPlane::start_with_service_range(Some("10.96.0.0/16")) {
+    let cp = match ControlPlane::start(StartOptions {
+        tmp_dir: Path::new(env!("CARGO_TARGET_TMPDIR")),
+        run_prefix: "k8s-control-plane",
+        service_range: Some("10.96.0.0/16"),
+    }) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("error: {e}");
@@ -121,14 +123,10 @@ fn main() {
     }
 }
 
-async fn run(
-    cp: &harness::ControlPlane,
-    size: usize,
-    resync_seconds: u64,
-) -> Result<String, String> {
+async fn run(cp: &ControlPlane, size: usize, resync_seconds: u64) -> Result<String, String> {
     let client = cp.client().await;
-    harness::install_crd(&client).await?;
-    let ns = harness::namespace(&client, "bench").await;
+    install_crd(&client).await?;
+    let ns = namespace(&client, "bench").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?

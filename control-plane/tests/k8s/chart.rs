@@ -4,107 +4,32 @@
 //! follow, reveal) with exactly the chart's RBAC, by impersonating its
 //! ServiceAccount.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
-
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
-    core::v1::PersistentVolumeClaim,
-};
-use kube::{Api, Client, api::PostParams};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::PersistentVolumeClaim};
+use kube::Api;
 use reqwest::StatusCode;
+use taskharbor_tests::k8s::{Operator, allowed, hardened_pod_spec, install_chart};
 
 use crate::{
+    app::App,
     e2e::{provision, reveal},
-    harness::{App, ControlPlane, Operator, namespace, shared_k8s_dir},
 };
 
-fn helm() -> PathBuf {
-    let tools = std::env::var("TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/k8s-tools")
-        });
-    tools.join("bin/helm")
-}
-
-async fn allowed(client: &Client, verb: &str, group: &str, resource: &str, ns: &str) -> bool {
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                namespace: Some(ns.into()),
-                ..ResourceAttributes::default()
-            }),
-            ..SelfSubjectAccessReviewSpec::default()
-        },
-        ..SelfSubjectAccessReview::default()
-    };
-    Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("access review")
-        .status
-        .is_some_and(|s| s.allowed)
-}
-
 pub async fn chart_passes_chart_check_and_its_rbac_is_enough_and_no_more() {
-    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/taskharbor-control-plane");
-    let script = shared_k8s_dir().join("chart-check.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .arg(&chart)
-        .output()
-        .expect("chart-check.sh runs");
-    assert!(
-        output.status.success(),
-        "chart-check.sh failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        helm().exists(),
-        "{} missing: run .ci/control-plane-prereqs.sh (chart-check.sh installs helm)",
-        helm().display()
-    );
-
-    let cp = ControlPlane::get();
-    let admin = cp.client().await;
-    let release_ns = namespace(&admin, "cp-chart").await;
-    let tenants_ns = namespace(&admin, "cp-chart-tenants").await;
-    let install = Command::new(helm())
-        .args(["install", "cp"])
-        .arg(&chart)
-        .args(["--namespace", &release_ns, "--kubeconfig"])
-        .arg(&cp.kubeconfig)
-        .args(["--set", &format!("tenantsNamespace={tenants_ns}")])
-        .status()
-        .expect("helm runs");
-    assert!(install.success(), "helm install failed");
+    let (cp, admin, release_ns, tenants_ns) = install_chart(
+        "taskharbor-control-plane",
+        ".ci/control-plane-prereqs.sh",
+        "cp",
+        "cp-chart",
+        "tenantsNamespace",
+    )
+    .await;
 
     let name = "cp-taskharbor-control-plane";
     let deployment = Api::<Deployment>::namespaced(admin.clone(), &release_ns)
         .get(name)
         .await
         .expect("deployment installed");
-    let pod = deployment
-        .spec
-        .and_then(|s| s.template.spec)
-        .expect("pod spec");
-    let sc = pod.containers[0]
-        .security_context
-        .clone()
-        .expect("security context");
-    assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(
-        pod.security_context.and_then(|s| s.run_as_non_root),
-        Some(true)
-    );
+    hardened_pod_spec(deployment);
     Api::<PersistentVolumeClaim>::namespaced(admin.clone(), &release_ns)
         .get(&format!("{name}-data"))
         .await
@@ -115,11 +40,18 @@ pub async fn chart_passes_chart_check_and_its_rbac_is_enough_and_no_more() {
         .await;
     for verb in ["get", "list", "watch", "create", "patch", "delete"] {
         assert!(
-            allowed(&sa, verb, "taskharbor.dev", "taskharbors", &tenants_ns).await,
+            allowed(
+                &sa,
+                verb,
+                "taskharbor.dev",
+                "taskharbors",
+                Some(&tenants_ns)
+            )
+            .await,
             "{verb} taskharbors"
         );
     }
-    assert!(allowed(&sa, "get", "", "secrets", &tenants_ns).await);
+    assert!(allowed(&sa, "get", "", "secrets", Some(&tenants_ns)).await);
     for (verb, group, resource, ns) in [
         ("list", "", "secrets", tenants_ns.as_str()),
         ("create", "", "secrets", tenants_ns.as_str()),
@@ -146,13 +78,13 @@ pub async fn chart_passes_chart_check_and_its_rbac_is_enough_and_no_more() {
         ("delete", "apps", "statefulsets", tenants_ns.as_str()),
     ] {
         assert!(
-            !allowed(&sa, verb, group, resource, ns).await,
+            !allowed(&sa, verb, group, resource, Some(ns)).await,
             "must not {verb} {group}/{resource} in {ns}"
         );
     }
 
     // The whole job with exactly these permissions.
-    let operator = Operator::start(admin.clone(), &tenants_ns);
+    let operator = Operator::start(admin.clone(), &tenants_ns, &["--leader-elect", "false"]);
     let app = App::start(sa, &tenants_ns).await;
     let (url, expected) = provision(&admin, &tenants_ns, &app, "rbac@example.com", "rbac").await;
     let (status, body) = reveal(&url).await;

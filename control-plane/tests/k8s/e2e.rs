@@ -8,12 +8,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use taskharbor_control_plane::domain::sha256_hex;
 use taskharbor_operator::crd::{Phase, TaskHarbor};
+use taskharbor_tests::k8s::{
+    ControlPlane, Operator, TIMEOUT, eventually, namespace, simulate_pod_ready,
+};
 
 use crate::{
-    harness::{
-        ADMIN_TOKEN, App, ControlPlane, Operator, TIMEOUT, eventually, namespace,
-        simulate_pod_ready,
-    },
+    app::{ADMIN_TOKEN, App},
     tenant::Tenant,
 };
 
@@ -162,7 +162,7 @@ pub async fn provision(
 pub async fn signup_approve_ready_then_the_token_is_revealed_exactly_once() {
     let client = ControlPlane::get().client().await;
     let ns = namespace(&client, "cp-e2e").await;
-    let operator = Operator::start(client.clone(), &ns);
+    let operator = Operator::start(client.clone(), &ns, &["--leader-elect", "false"]);
     let app = App::start(client.clone(), &ns).await;
 
     let (url, expected) = provision(&client, &ns, &app, "ada@example.com", "ada").await;
@@ -284,7 +284,7 @@ pub async fn signup_approve_ready_then_the_token_is_revealed_exactly_once() {
 pub async fn suspend_resume_and_delete_go_through_the_resource() {
     let client = ControlPlane::get().client().await;
     let ns = namespace(&client, "cp-ops").await;
-    let operator = Operator::start(client.clone(), &ns);
+    let operator = Operator::start(client.clone(), &ns, &["--leader-elect", "false"]);
     let app = App::start(client.clone(), &ns).await;
     let api: Api<TaskHarbor> = Api::namespaced(client.clone(), &ns);
     let id = signup(&app, "ops@example.com").await;
@@ -375,7 +375,7 @@ pub async fn revealed_token_opens_the_real_tenant_server() {
     crate::tenant::binary().unwrap_or_else(|e| panic!("{e}"));
     let client = ControlPlane::get().client().await;
     let ns = namespace(&client, "cp-path").await;
-    let operator = Operator::start(client.clone(), &ns);
+    let operator = Operator::start(client.clone(), &ns, &["--leader-elect", "false"]);
     let app = App::start(client.clone(), &ns).await;
     let (url, _) = provision(&client, &ns, &app, "grace@example.com", "grace").await;
     let (status, body) = reveal(&url).await;

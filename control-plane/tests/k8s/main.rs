@@ -1,40 +1,21 @@
 //! End-to-end tests of the control plane against a real Kubernetes 1.20 API
-//! server and controller manager (`shared/k8s/`), with the operator's
-//! controller running in-process, and the real tenant server binary. One
-//! test binary with a custom (libtest-mimic) main, so the cluster is started
-//! once. A missing cluster build FAILS the run with instructions.
+//! server and controller manager (the shared harness in the workspace's
+//! `tests/` crate, `taskharbor_tests::k8s`), with the operator's controller
+//! running in-process, and the real tenant server binary. One test binary
+//! with a custom (libtest-mimic) main, so the cluster is started once. A
+//! missing cluster build FAILS the run with instructions. Logs for a failing
+//! test: RUST_LOG=taskharbor_control_plane=debug,taskharbor_operator=info.
 
+mod app;
 mod chart;
 mod e2e;
-mod harness;
 mod tenant;
 
-use std::{future::Future, process::ExitCode};
+use std::{path::Path, process::ExitCode};
 
-use libtest_mimic::{Arguments, Failed, Trial};
-
-fn trial<F, Fut>(name: &'static str, test: F) -> Trial
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    Trial::test(name, move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Failed::from(format!("tokio runtime: {e}")))?;
-        runtime.block_on(test());
-        Ok(())
-    })
-}
+use taskharbor_tests::k8s::{StartOptions, run, trial};
 
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
-    // Logs for a failing test: RUST_LOG=taskharbor_control_plane=debug,taskharbor_operator=info.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
     let tests = vec![
         trial(
             "signup_approve_ready_then_the_token_is_revealed_exactly_once",
@@ -53,34 +34,10 @@ fn main() -> ExitCode {
             chart::chart_passes_chart_check_and_its_rbac_is_enough_and_no_more,
         ),
     ];
-    if args.list {
-        return libtest_mimic::run(&args, tests).exit_code();
-    }
-    let control_plane = match harness::ControlPlane::start() {
-        Ok(cp) => cp,
-        Err(message) => {
-            eprintln!(
-                "error: cannot start the Kubernetes control plane for the control-plane e2e tests:\n  {message}"
-            );
-            return ExitCode::FAILURE;
-        }
+    let cluster = StartOptions {
+        tmp_dir: Path::new(env!("CARGO_TARGET_TMPDIR")),
+        run_prefix: "cp-k8s-control-plane",
+        service_range: None,
     };
-    let setup = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(async {
-                let client = control_plane.client().await;
-                harness::install_crd(&client).await
-            })
-        });
-    if let Err(message) = setup {
-        eprintln!("error: {message}");
-        control_plane.stop();
-        return ExitCode::FAILURE;
-    }
-    let conclusion = libtest_mimic::run(&args, tests);
-    control_plane.stop();
-    conclusion.exit_code()
+    run("control-plane e2e tests", cluster, tests)
 }

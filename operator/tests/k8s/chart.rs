@@ -2,117 +2,34 @@
 //! into the test API server, and the operator running with exactly the
 //! chart's RBAC (by impersonating its ServiceAccount).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
-
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
-    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
     core::v1::{PersistentVolumeClaim, Secret, Service},
     networking::v1::NetworkPolicy,
 };
-use kube::{
-    Api, Client,
-    api::{DeleteParams, PostParams},
-};
+use kube::{Api, api::DeleteParams};
 use serde_json::json;
 use taskharbor_operator::crd::{Phase, TaskHarbor};
-
-use crate::{
-    harness::{ControlPlane, Operator, TIMEOUT, eventually, namespace},
-    lifecycle::{create, get, phase, wait_for, wait_status},
+use taskharbor_tests::k8s::{
+    Operator, TIMEOUT, allowed, eventually, hardened_pod_spec, install_chart,
 };
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn helm() -> PathBuf {
-    let tools = std::env::var("TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/k8s-tools")
-        });
-    tools.join("bin/helm")
-}
-
-async fn allowed(
-    client: &Client,
-    verb: &str,
-    group: &str,
-    resource: &str,
-    namespace: Option<&str>,
-) -> bool {
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                namespace: namespace.map(str::to_owned),
-                ..ResourceAttributes::default()
-            }),
-            ..SelfSubjectAccessReviewSpec::default()
-        },
-        ..SelfSubjectAccessReview::default()
-    };
-    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("access review");
-    answer.status.map(|s| s.allowed).unwrap_or(false)
-}
+use crate::lifecycle::{create, get, phase, wait_for, wait_status};
 
 pub async fn chart_passes_chart_check_and_installs_with_working_rbac() {
-    let chart = repo_root().join("charts/taskharbor-operator");
-    let check = Command::new("bash")
-        .arg(repo_root().join("../shared/k8s/chart-check.sh"))
-        .arg(&chart)
-        .status()
-        .expect("chart-check.sh runs");
-    assert!(
-        check.success(),
-        "chart-check.sh failed for {}",
-        chart.display()
-    );
-    assert!(
-        helm().exists(),
-        "{} missing: run .ci/operator-prereqs.sh (chart-check.sh installs helm)",
-        helm().display()
-    );
-
-    let cp = ControlPlane::get();
-    let admin = cp.client().await;
-    let release_ns = namespace(&admin, "chart").await;
-    let tenants_ns = namespace(&admin, "chart-tenants").await;
-    let install = Command::new(helm())
-        .args(["install", "op"])
-        .arg(&chart)
-        .args(["--namespace", &release_ns, "--kubeconfig"])
-        .arg(&cp.kubeconfig)
-        .args(["--set", &format!("watchNamespace={tenants_ns}")])
-        .status()
-        .expect("helm runs");
-    assert!(install.success(), "helm install failed");
+    let (cp, admin, release_ns, tenants_ns) = install_chart(
+        "taskharbor-operator",
+        ".ci/operator-prereqs.sh",
+        "op",
+        "chart",
+        "watchNamespace",
+    )
+    .await;
     let deployment: Deployment = wait_for(&admin, &release_ns, "op-taskharbor-operator").await;
-    let pod = deployment
-        .spec
-        .and_then(|s| s.template.spec)
-        .expect("pod spec");
+    let pod = hardened_pod_spec(deployment);
     assert_eq!(
         pod.service_account_name.as_deref(),
         Some("op-taskharbor-operator")
-    );
-    let sc = pod.containers[0]
-        .security_context
-        .clone()
-        .expect("security context");
-    assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(
-        pod.security_context.and_then(|s| s.run_as_non_root),
-        Some(true)
     );
 
     // The operator, acting as the chart's ServiceAccount, can do its whole job...

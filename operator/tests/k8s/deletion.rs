@@ -7,11 +7,9 @@ use k8s_openapi::api::{
 use kube::{Api, Client, api::DeleteParams};
 use serde_json::json;
 use taskharbor_operator::crd::{Phase, TaskHarbor};
+use taskharbor_tests::k8s::{ControlPlane, Operator, TIMEOUT, eventually, namespace};
 
-use crate::{
-    harness::{ControlPlane, Operator, TIMEOUT, eventually, namespace},
-    lifecycle::{create, get, patch_spec, phase, wait_for, wait_status},
-};
+use crate::lifecycle::{create, get, patch_spec, phase, wait_for, wait_status};
 
 async fn gone<K>(client: &Client, ns: &str, name: &str, what: &str)
 where

@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::{apps::v1::StatefulSet, coordination::v1::Lease};
 use kube::Api;
 use serde_json::json;
+use taskharbor_tests::k8s::{ControlPlane, Operator, TIMEOUT, eventually, namespace};
 
-use crate::{
-    harness::{ControlPlane, Operator, TIMEOUT, eventually, namespace},
-    lifecycle::{create, get, image_of, patch_spec, wait_for},
-};
+use crate::lifecycle::{create, get, image_of, patch_spec, wait_for};
 
 pub async fn only_the_leader_writes_and_a_standby_takes_over() {
     let client = ControlPlane::get().client().await;

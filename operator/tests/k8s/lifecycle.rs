@@ -17,8 +17,9 @@ use kube::{
 };
 use serde_json::json;
 use taskharbor_operator::crd::{Phase, TaskHarbor, TaskHarborSpec};
-
-use crate::harness::{ControlPlane, Operator, TIMEOUT, eventually, namespace, simulate_pod_ready};
+use taskharbor_tests::k8s::{
+    ControlPlane, Operator, TIMEOUT, eventually, namespace, simulate_pod_ready,
+};
 
 pub async fn create(client: &Client, ns: &str, name: &str, spec: serde_json::Value) -> TaskHarbor {
     let spec: TaskHarborSpec = serde_json::from_value(spec).expect("spec");

@@ -1,40 +1,20 @@
 //! Integration tests of the operator against a real Kubernetes 1.20 API
-//! server and controller manager (see `harness.rs`). One test binary with a
-//! custom (libtest-mimic) main, so the control plane is started once before
-//! the tests and stopped after them.
+//! server and controller manager (the shared harness in the workspace's
+//! `tests/` crate, `taskharbor_tests::k8s`). One test binary with a custom
+//! (libtest-mimic) main, so the control plane is started once before the
+//! tests and stopped after them. Operator logs for debugging a failing test:
+//! RUST_LOG=taskharbor_operator=debug.
 
 mod chart;
 mod deletion;
-mod harness;
 mod leader;
 mod lifecycle;
 
-use std::{future::Future, process::ExitCode};
+use std::{path::Path, process::ExitCode};
 
-use libtest_mimic::{Arguments, Failed, Trial};
-
-fn trial<F, Fut>(name: &'static str, test: F) -> Trial
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    Trial::test(name, move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Failed::from(format!("tokio runtime: {e}")))?;
-        runtime.block_on(test());
-        Ok(())
-    })
-}
+use taskharbor_tests::k8s::{StartOptions, run, trial};
 
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
-    // Operator logs for debugging a failing test: RUST_LOG=taskharbor_operator=debug.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
     let tests = vec![
         trial(
             "crd_installs_and_the_schema_rejects_a_bad_tenant",
@@ -81,34 +61,10 @@ fn main() -> ExitCode {
             chart::chart_passes_chart_check_and_installs_with_working_rbac,
         ),
     ];
-    if args.list {
-        return libtest_mimic::run(&args, tests).exit_code();
-    }
-    let control_plane = match harness::ControlPlane::start() {
-        Ok(cp) => cp,
-        Err(message) => {
-            eprintln!(
-                "error: cannot start the Kubernetes control plane for the operator tests:\n  {message}"
-            );
-            return ExitCode::FAILURE;
-        }
+    let cluster = StartOptions {
+        tmp_dir: Path::new(env!("CARGO_TARGET_TMPDIR")),
+        run_prefix: "k8s-control-plane",
+        service_range: None,
     };
-    let setup = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-        .and_then(|rt| {
-            rt.block_on(async {
-                let client = control_plane.client().await;
-                harness::install_crd(&client).await
-            })
-        });
-    if let Err(message) = setup {
-        eprintln!("error: {message}");
-        control_plane.stop();
-        return ExitCode::FAILURE;
-    }
-    let conclusion = libtest_mimic::run(&args, tests);
-    control_plane.stop();
-    conclusion.exit_code()
+    run("operator tests", cluster, tests)
 }

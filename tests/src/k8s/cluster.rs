@@ -1,44 +1,27 @@
-//! Test harness: one real control plane (etcd + kube-apiserver +
-//! kube-controller-manager v1.20) per test process, a namespace per test, and
-//! the operator running in-process as tokio tasks.
-//!
-//! The control plane comes from `shared/k8s/k8s-control-plane.sh` next to the
-//! repository. It listens on free loopback ports in a private run directory,
-//! so concurrent test processes (or a leftover from a killed run) cannot
-//! collide, and a watchdog process stops it if this process dies without
-//! cleaning up.
+//! The control plane process group, the CRD and per-test namespaces.
 
 use std::{
-    future::Future,
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use k8s_openapi::{
-    api::core::v1::{Namespace, Pod},
+    api::core::v1::Namespace,
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    jiff::Timestamp,
 };
 use kube::{
     Api, Client, CustomResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::PostParams,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use serde_json::json;
-use taskharbor_operator::{
-    config::{Cli, Command as OperatorCommand, RunArgs},
-    crd::TaskHarbor,
-    metrics::Metrics,
-    run_operator,
-};
-use tokio::sync::watch;
+use taskharbor_operator::crd::TaskHarbor;
 
 /// The running control plane, shared by all tests of this process.
 pub struct ControlPlane {
@@ -48,10 +31,31 @@ pub struct ControlPlane {
     env: Vec<(&'static str, String)>,
 }
 
+/// How [`ControlPlane::start`] lays out its private run directory.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions<'a> {
+    /// Where the run directory goes: the caller's
+    /// `env!("CARGO_TARGET_TMPDIR")` (only set for test and bench targets).
+    pub tmp_dir: &'a Path,
+    /// The run directory is `<tmp_dir>/<run_prefix>-<pid>`.
+    pub run_prefix: &'a str,
+    /// A larger Service IP range than the script's fixed /24 (254
+    /// ClusterIPs, too few for the 1,000-tenant benchmark). The shared
+    /// script is not modified: a copy with the one flag changed is run from
+    /// next to the run directory.
+    pub service_range: Option<&'a str>,
+}
+
 static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
 
-fn shared_k8s_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/k8s")
+/// The repository root (this crate is its top-level `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `shared/k8s/`, the sibling of the repository.
+pub fn shared_k8s_dir() -> PathBuf {
+    repo_root().join("../shared/k8s")
 }
 
 fn free_port() -> Result<u16, String> {
@@ -63,22 +67,12 @@ fn free_port() -> Result<u16, String> {
 
 impl ControlPlane {
     /// Starts the control plane or explains exactly what is missing.
-    pub fn start() -> Result<&'static ControlPlane, String> {
-        Self::start_with_service_range(None)
-    }
-
-    /// Like [`ControlPlane::start`], optionally with a larger Service IP range
-    /// than the script's fixed /24 (254 ClusterIPs, too few for the
-    /// 1,000-tenant benchmark). The shared script is not modified: a copy
-    /// with the one flag changed is run from the private run directory.
-    pub fn start_with_service_range(
-        service_range: Option<&str>,
-    ) -> Result<&'static ControlPlane, String> {
+    pub fn start(options: StartOptions<'_>) -> Result<&'static ControlPlane, String> {
         let dir = shared_k8s_dir();
         let mut script = dir.join("k8s-control-plane.sh");
         if !script.exists() {
             return Err(format!(
-                "{} not found: the integration tests need the repository's sibling `shared/k8s/` directory",
+                "{} not found: these tests need the repository's sibling `shared/k8s/` directory",
                 script.display()
             ));
         }
@@ -93,9 +87,11 @@ impl ControlPlane {
                 ));
             }
         }
-        let run_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("k8s-control-plane-{}", std::process::id()));
-        if let Some(range) = service_range {
+        let run_dir =
+            options
+                .tmp_dir
+                .join(format!("{}-{}", options.run_prefix, std::process::id()));
+        if let Some(range) = options.service_range {
             let original = std::fs::read_to_string(&script).map_err(|e| e.to_string())?;
             let flag = "--service-cluster-ip-range=10.0.0.0/24";
             if !original.contains(flag) {
@@ -185,7 +181,7 @@ impl ControlPlane {
         Client::try_from(config).expect("client")
     }
 
-    /// A client that acts as `user` (used to test the chart's RBAC for real).
+    /// A client that acts as `user` (used to test the charts' RBAC for real).
     pub async fn impersonating(&self, user: &str) -> Client {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig readable");
         let mut config =
@@ -197,14 +193,14 @@ impl ControlPlane {
     }
 }
 
-/// Installs the generated CRD and waits until it is served.
+/// Installs the operator's generated CRD and waits until it is Established
+/// and served.
 pub async fn install_crd(client: &Client) -> Result<(), String> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     // Kubernetes 1.20's server-side apply mangles CRDs (it drops the
     // subresources and printer columns), so install it with a plain create,
     // the way `helm install` and `kubectl create` do.
-    let crd = TaskHarbor::crd();
-    match api.create(&PostParams::default(), &crd).await {
+    match api.create(&PostParams::default(), &TaskHarbor::crd()).await {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(e) => return Err(format!("installing the CRD: {e}")),
@@ -229,21 +225,27 @@ pub async fn install_crd(client: &Client) -> Result<(), String> {
             }
         }
         if Instant::now() > deadline {
-            return Err("CRD not established after 30 s".into());
+            return Err("CRD not established and served after 30 s".into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-static NAMESPACE_COUNTER: AtomicU32 = AtomicU32::new(0);
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `<prefix>-<pid>-<n>`: unique within this process and across concurrent
+/// test processes.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// Creates a fresh namespace for one test.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
-    let name = format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NAMESPACE_COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = unique(prefix);
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -257,98 +259,3 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
         .expect("namespace created");
     name
 }
-
-/// An operator instance running in this process.
-pub struct Operator {
-    pub metrics: Metrics,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Operator {
-    /// Starts the real operator (`run_operator`, as `main` does) with `flags`
-    /// added to `run --watch-namespace <ns>`.
-    pub fn start(client: Client, namespace: &str, flags: &[&str]) -> Operator {
-        let mut argv = vec!["taskharbor-operator", "run", "--watch-namespace", namespace];
-        argv.extend_from_slice(flags);
-        let args = match <Cli as clap::Parser>::try_parse_from(argv) {
-            Ok(Cli {
-                command: OperatorCommand::Run(args),
-            }) => args,
-            other => panic!("bad operator flags: {other:?}"),
-        };
-        Self::start_with(client, args)
-    }
-
-    pub fn start_with(client: Client, args: RunArgs) -> Operator {
-        let metrics = Metrics::new().expect("metrics");
-        let (shutdown, rx) = watch::channel(false);
-        let m = metrics.clone();
-        let task = tokio::spawn(async move {
-            run_operator(&args, client, m, Arc::new(AtomicBool::new(false)), rx).await;
-        });
-        Operator {
-            metrics,
-            shutdown,
-            task,
-        }
-    }
-
-    /// Vanishes without releasing the lease (like a killed pod): the task is
-    /// aborted; the controller it started stops because its stop signal's
-    /// sender is dropped.
-    pub fn crash(self) {
-        self.task.abort();
-    }
-
-    /// Graceful stop (as on SIGTERM): in-flight reconciles finish, the lease is released.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
-    }
-}
-
-/// Polls `probe` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Marks the tenant pod Running and Ready through its status subresource, as a
-/// kubelet would; the StatefulSet controller then reports it ready.
-pub async fn simulate_pod_ready(client: &Client, namespace: &str, pod: &str) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let status = json!({"status": {
-        "phase": "Running",
-        "conditions": [
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}
-        ],
-        "containerStatuses": [{
-            "name": "taskharbor", "ready": true, "started": true, "restartCount": 0,
-            "image": "ghcr.io/taskharbor/taskharbor", "imageID": "",
-            "state": {"running": {"startedAt": now}}
-        }]
-    }});
-    pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .expect("pod status patched");
-}
-
-pub const TIMEOUT: Duration = Duration::from_secs(60);
