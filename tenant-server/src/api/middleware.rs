@@ -89,6 +89,32 @@ impl RateLimiter {
     }
 }
 
+/// The one place a token secret becomes a caller, for the REST API and
+/// `/mcp` alike: unknown, revoked or expired → `401`; over its rate →
+/// `429`; use is recorded at most once a minute (off the request path).
+pub async fn principal_for_token(state: &AppState, secret: &str) -> Result<Principal, ApiError> {
+    let now = store::now_ms();
+    let (principal, last_used) = tokens::authenticate(&state.store.reader, secret, now)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    state
+        .rate_limiter
+        .check(principal.token_id, state.config.rate_limit_per_second)
+        .map_err(|retry_after_seconds| ApiError::RateLimited {
+            retry_after_seconds,
+        })?;
+    if last_used.is_none_or(|at| at < now - 60_000) {
+        let writer = state.store.writer.clone();
+        let token_id = principal.token_id;
+        tokio::spawn(async move {
+            if let Err(error) = tokens::touch(&writer, token_id, now).await {
+                tracing::warn!(%error, "could not record token use");
+            }
+        });
+    }
+    Ok(principal)
+}
+
 /// Resolves the caller once per request and puts the `Principal` in the
 /// request's extensions; handlers ask for it with the `Auth` extractor.
 /// A request with no token passes through (public routes); one with a
@@ -107,25 +133,7 @@ pub async fn authenticate(
         }
         return Ok(next.run(req).await);
     };
-    let now = store::now_ms();
-    let (principal, last_used) = tokens::authenticate(&state.store.reader, &secret, now)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    state
-        .rate_limiter
-        .check(principal.token_id, state.config.rate_limit_per_second)
-        .map_err(|retry_after_seconds| ApiError::RateLimited {
-            retry_after_seconds,
-        })?;
-    if last_used.is_none_or(|at| at < now - 60_000) {
-        let writer = state.store.writer.clone();
-        let token_id = principal.token_id;
-        tokio::spawn(async move {
-            if let Err(error) = tokens::touch(&writer, token_id, now).await {
-                tracing::warn!(%error, "could not record token use");
-            }
-        });
-    }
+    let principal = principal_for_token(&state, &secret).await?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }

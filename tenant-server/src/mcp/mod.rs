@@ -19,7 +19,6 @@ use crate::AppState;
 use crate::api::error::ApiError;
 use crate::api::extract::bearer_token;
 use crate::domain::Principal;
-use crate::store::{self, tokens};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
@@ -61,31 +60,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(secret) = bearer_token(req.headers()).map(str::to_owned) else {
         return ApiError::Unauthorized.into_response();
     };
-    let now = store::now_ms();
-    let (principal, last_used) = match tokens::authenticate(&state.store.reader, &secret, now).await
-    {
-        Ok(Some(found)) => found,
-        Ok(None) => return ApiError::Unauthorized.into_response(),
-        Err(error) => return ApiError::from(error).into_response(),
+    let principal = match crate::api::middleware::principal_for_token(&state, &secret).await {
+        Ok(principal) => principal,
+        Err(error) => return error.into_response(),
     };
-    if let Err(retry_after_seconds) = state
-        .rate_limiter
-        .check(principal.token_id, state.config.rate_limit_per_second)
-    {
-        return ApiError::RateLimited {
-            retry_after_seconds,
-        }
-        .into_response();
-    }
-    if last_used.is_none_or(|at| at < now - 60_000) {
-        let writer = state.store.writer.clone();
-        let token_id = principal.token_id;
-        tokio::spawn(async move {
-            if let Err(error) = tokens::touch(&writer, token_id, now).await {
-                tracing::warn!(%error, "could not record token use");
-            }
-        });
-    }
     if req.method() == axum::http::Method::GET {
         // No standalone SSE stream: the server never speaks first, and an
         // idle stream per client would hold graceful shutdown for its whole
