@@ -82,6 +82,12 @@ pub enum KindArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -189,6 +195,47 @@ pub struct Config {
         global = true
     )]
     pub log: String,
+    /// GitHub/GitLab sync: `on` mirrors every linked board (default); `off` sends no sync traffic and answers /hooks/* with 404.
+    #[arg(
+        long,
+        env = "TASKHARBOR_SYNC",
+        value_enum,
+        default_value = "on",
+        global = true
+    )]
+    pub sync: Switch,
+    /// Default GitHub token for board links that bring none.
+    #[arg(
+        long,
+        env = "TASKHARBOR_GITHUB_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub github_token: Option<SecretString>,
+    /// Default GitLab token for board links that bring none.
+    #[arg(
+        long,
+        env = "TASKHARBOR_GITLAB_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub gitlab_token: Option<SecretString>,
+    /// At most one sync mutation per this many milliseconds, per repository.
+    #[arg(
+        long,
+        env = "TASKHARBOR_SYNC_MIN_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub sync_min_interval_ms: u64,
+    /// Key that encrypts stored secrets (sync tokens, webhook secrets); unset: a key file in the data dir, created on first start (0600).
+    #[arg(
+        long,
+        env = "TASKHARBOR_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_key: Option<SecretString>,
     /// OTLP/HTTP collector for traces; unset: no trace export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
     pub otlp_endpoint: Option<String>,
