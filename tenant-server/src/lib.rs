@@ -129,6 +129,8 @@ pub async fn serve(
     let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
     let app = router(state.clone());
     let stop_serving = stop.clone();
+    // The peer address feeds the dashboard's per-source sign-in throttle.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");

@@ -42,7 +42,11 @@ pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
             .json()
             .with_current_span(false)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        // Colour codes only for a person at a terminal, never into files,
+        // pipes or log collectors.
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .boxed(),
     };
     let (otel, provider) = match &config.otlp_endpoint {
         Some(endpoint) => {
@@ -130,7 +134,7 @@ impl Metrics {
                 "wip_saturation",
                 "Items in a WIP-limited lane divided by its limit",
             ),
-            &["board", "lane"],
+            &["board", "lane_id", "lane"],
         )?;
         let outbox_depth = IntGauge::new(
             "webhook_outbox_depth",

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateBoardRequest {
     pub name: String,
     /// 2–10 upper-case letters and digits; items read as `KEY-42`.
@@ -66,6 +67,7 @@ pub async fn get_board(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PatchBoardRequest {
     pub name: Option<String>,
     pub locked: Option<bool>,
@@ -115,6 +117,7 @@ pub async fn list_lanes(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateLaneRequest {
     pub name: String,
     pub role: LaneRole,
@@ -141,6 +144,7 @@ pub async fn create_lane(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PatchLaneRequest {
     pub name: Option<String>,
     pub role: Option<LaneRole>,

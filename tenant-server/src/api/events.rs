@@ -21,6 +21,7 @@ use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     pub board_id: Option<i64>,
     /// Only events with an id greater than this.
@@ -72,6 +73,7 @@ pub async fn feed(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     pub board_id: Option<i64>,
     /// Start after this event id (`Last-Event-ID` takes precedence);

@@ -4,8 +4,8 @@
 
 use super::error::ApiError;
 use crate::domain::{Principal, Scope};
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use bytes_alias::Bytes;
@@ -69,7 +69,7 @@ fn body_error(rejection: BytesRejection, limit: BodyLimit) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { limit: limit.0 }
     } else {
-        ApiError::Invalid(format!("could not read the request body: {rejection}"))
+        ApiError::Invalid("the request body could not be read completely".into())
     }
 }
 
@@ -87,14 +87,157 @@ fn is_json(req: &Request) -> bool {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        let what = if e.is_syntax() || e.is_eof() {
-            "malformed JSON"
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::Invalid(format!(
+            "the body is not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::Invalid(describe_json_error(&e)))
+}
+
+/// JSON does not tell `5.0` from `5`, and JSON Schema's `integer` accepts
+/// both: read an integral number as an integer wherever it appears.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f >= i64::MIN as f64
+                && f < i64::MAX as f64
+            {
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
+/// Turns a serde error into a sentence about the input, naming the field:
+/// never a Rust type or struct name.
+pub fn describe_json_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = error.inner();
+    let path = error.path().to_string();
+    let path = (path != ".").then_some(path);
+    describe_data_error(
+        path.as_deref(),
+        &strip_position(&inner.to_string()),
+        "field",
+    )
+}
+
+/// serde_json appends " at line L column C" to data errors.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The names between backticks in a serde message, in order.
+fn ticked(message: &str) -> Vec<&str> {
+    message.split('`').skip(1).step_by(2).collect()
+}
+
+/// What serde expected, in words ("i64" → "an integer").
+fn expected_in_words(expected: &str) -> &'static str {
+    let e = expected.trim();
+    if [
+        "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize", "integer",
+    ]
+    .iter()
+    .any(|t| e == *t || e.starts_with(&format!("{t} ")))
+    {
+        "an integer"
+    } else if e.contains("bool") {
+        "true or false"
+    } else if e.contains("string") || e.contains("char") {
+        "a string"
+    } else if e.contains("sequence") || e.contains("array") || e.contains("Vec") {
+        "a list"
+    } else if e.contains("struct") || e.contains("map") || e.contains("object") {
+        "an object"
+    } else if e.contains("f32") || e.contains("f64") || e.contains("float") {
+        "a number"
+    } else if e.contains("enum") || e.contains("variant") {
+        "one of the documented values"
+    } else {
+        "a value of the documented type"
+    }
+}
+
+/// Shared by JSON bodies, query strings and MCP tool arguments.
+pub fn describe_data_error(path: Option<&str>, message: &str, what: &str) -> String {
+    let names = ticked(message);
+    let quoted = |name: &str| match path {
+        Some(p) if !p.is_empty() && !p.ends_with(name) => format!("\"{p}.{name}\""),
+        _ => format!("\"{name}\""),
+    };
+    let at = match path {
+        Some(p) => format!("{what} \"{p}\""),
+        None => "the body".to_owned(),
+    };
+    if message.starts_with("unknown field") {
+        let field = names.first().copied().unwrap_or("?");
+        let accepted = names.get(1..).unwrap_or_default().join(", ");
+        if accepted.is_empty() {
+            format!("unknown {what} {}: this takes no {what}s", quoted(field))
         } else {
-            "invalid request body"
+            format!(
+                "unknown {what} {}: the accepted {what}s are {accepted}",
+                quoted(field)
+            )
+        }
+    } else if message.starts_with("missing field") {
+        let field = names.first().copied().unwrap_or("?");
+        format!("the {what} {} is required", quoted(field))
+    } else if message.starts_with("unknown variant") {
+        let got = names.first().copied().unwrap_or("?");
+        let allowed = names.get(1..).unwrap_or_default().join(", ");
+        format!("{at} must be one of {allowed}, not \"{got}\"")
+    } else if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let expected = rest.split(", expected ").nth(1).unwrap_or("");
+        let got = rest
+            .split(", expected ")
+            .next()
+            .unwrap_or("")
+            .split(' ')
+            .next()
+            .unwrap_or("");
+        let got = match got {
+            "floating" => "a number with a fraction or out of range",
+            "integer" => "an integer",
+            "string" => "a string",
+            "boolean" => "a boolean",
+            "sequence" => "a list",
+            "map" => "an object",
+            "null" => "null",
+            _ => "something else",
         };
-        ApiError::Invalid(format!("{what}: {e}"))
-    })
+        if path.is_none() {
+            format!(
+                "the body must be {}, not {got}",
+                expected_in_words(expected)
+            )
+        } else {
+            format!("{at} must be {}, not {got}", expected_in_words(expected))
+        }
+    } else if message.starts_with("invalid value")
+        || message.starts_with("invalid digit")
+        || message.starts_with("number too")
+        || message.contains("parse")
+    {
+        let expected = message.split(", expected ").nth(1).unwrap_or("integer");
+        format!("{at} must be {}", expected_in_words(expected))
+    } else if message.starts_with("invalid length") {
+        format!("{at} has the wrong number of elements")
+    } else {
+        format!("{at} is not valid")
+    }
 }
 
 /// A required JSON body.
@@ -143,7 +286,8 @@ where
                 "send a JSON body with Content-Type: application/json".into(),
             ));
         }
-        parse_json(&bytes).map(OptionalJson)
+        // `null` is the same as no body: the document declares it nullable.
+        parse_json::<Option<T>>(&bytes).map(|v| OptionalJson(v.unwrap_or_default()))
     }
 }
 
@@ -158,27 +302,70 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
-            .map_err(|e: PathRejection| {
-                ApiError::Invalid(format!("invalid path: {}", e.body_text()))
-            })
+            .map_err(|e: PathRejection| ApiError::Invalid(describe_path_error(&e)))
     }
 }
 
-/// Query parameters; unknown enum values and bad numbers are `400`.
+fn describe_path_error(rejection: &PathRejection) -> String {
+    use axum::extract::path::ErrorKind;
+    let PathRejection::FailedToDeserializePathParams(error) = rejection else {
+        return "the path could not be read".into();
+    };
+    match error.kind() {
+        ErrorKind::ParseErrorAtKey {
+            key,
+            value,
+            expected_type,
+        } => format!(
+            "\"{key}\" in the path must be {}, not \"{value}\"",
+            expected_in_words(expected_type)
+        ),
+        ErrorKind::ParseErrorAtIndex {
+            value,
+            expected_type,
+            ..
+        }
+        | ErrorKind::ParseError {
+            value,
+            expected_type,
+        } => format!(
+            "each id in the path must be {}, not \"{value}\"",
+            expected_in_words(expected_type)
+        ),
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            format!("\"{key}\" in the path is not valid UTF-8")
+        }
+        _ => "the path could not be read".into(),
+    }
+}
+
+/// Query parameters; unknown enum values and bad numbers are `400`
+/// naming the parameter.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| ApiQuery(v))
-            .map_err(|e: QueryRejection| {
-                ApiError::Invalid(format!("invalid query: {}", e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let path = (path != ".").then_some(path);
+                ApiError::Invalid(describe_data_error(
+                    path.as_deref(),
+                    &e.inner().to_string(),
+                    "query parameter",
+                ))
             })
     }
+}
+
+fn form_urlencoded_parse(query: &str) -> url::form_urlencoded::Parse<'_> {
+    url::form_urlencoded::parse(query.as_bytes())
 }
 
 fn int_header(parts: &Parts, name: &str) -> Result<Option<String>, ApiError> {
@@ -201,10 +388,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClaimToken {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match int_header(parts, "x-claim-token")? {
             None => Ok(ClaimToken(None)),
-            Some(v) => v
-                .parse::<i64>()
-                .map(|t| ClaimToken(Some(t)))
-                .map_err(|_| ApiError::Invalid("X-Claim-Token must be an integer".into())),
+            Some(v) => v.parse::<i64>().map(|t| ClaimToken(Some(t))).map_err(|_| {
+                ApiError::Invalid(format!(
+                    "X-Claim-Token must be the integer token of your claim, not {v:?}"
+                ))
+            }),
         }
     }
 }
@@ -220,12 +408,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         match int_header(parts, "if-match")? {
             None => Ok(IfMatch(None)),
             Some(v) if v == "*" => Ok(IfMatch(None)),
-            Some(v) => {
-                let tag = v.trim_start_matches("W/").trim_matches('"');
-                tag.parse::<i64>().map(|n| IfMatch(Some(n))).map_err(|_| {
-                    ApiError::Invalid("If-Match must be an item version, e.g. \"5\"".into())
-                })
-            }
+            Some(v) => parse_version_tag(&v)
+                .map(|n| IfMatch(Some(n)))
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "If-Match must be an item version such as \"5\" (its ETag), not {v:?}"
+                    ))
+                }),
         }
     }
+}
+
+/// `If-Match` as [`IF_MATCH_PATTERN`] states it: `5`, `"5"`, `W/"5"`.
+pub const IF_MATCH_PATTERN: &str = "^(\\*|(W/)?\"?[0-9]{1,18}\"?)$";
+
+fn parse_version_tag(value: &str) -> Option<i64> {
+    let tag = value.strip_prefix("W/").unwrap_or(value);
+    let tag = tag.strip_prefix('"').unwrap_or(tag);
+    let tag = tag.strip_suffix('"').unwrap_or(tag);
+    (!tag.is_empty() && tag.len() <= 18 && tag.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| tag.parse().ok())
+        .flatten()
 }

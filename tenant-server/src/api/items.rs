@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateItemRequest {
     pub title: String,
     pub body: Option<String>,
@@ -60,6 +61,7 @@ pub async fn create_item(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListItemsQuery {
     /// Lane role: backlog, ready, in_progress, review, blocked, done.
     pub status: Option<LaneRole>,
@@ -165,6 +167,7 @@ pub async fn get_item(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PatchItemRequest {
     pub title: Option<String>,
     pub body: Option<String>,
@@ -217,6 +220,7 @@ pub async fn patch_item(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateCommentRequest {
     pub body: String,
     pub kind: Option<CommentKind>,
@@ -248,6 +252,7 @@ pub async fn add_comment(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Only entries with an id greater than this.
     pub after: Option<i64>,

@@ -176,9 +176,9 @@ pub async fn idempotency(
         return Ok(next.run(req).await);
     }
     let key = key.map_err(|_| ApiError::Invalid("Idempotency-Key must be ASCII".into()))?;
-    if key.is_empty() || key.len() > 255 {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::Invalid(
-            "Idempotency-Key must be 1 to 255 characters".into(),
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (no spaces)".into(),
         ));
     }
     let (parts, body) = req.into_parts();

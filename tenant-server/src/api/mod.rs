@@ -5,6 +5,7 @@
 //! `/api/openapi.json` is generated from the very routes that run.
 
 pub mod boards;
+pub mod contract;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -18,7 +19,6 @@ pub mod webhooks;
 use crate::AppState;
 use axum::Router;
 use axum::routing::get;
-use base64::Engine;
 use error::ApiError;
 use serde::{Deserialize, Deserializer};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -108,20 +108,24 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Opaque pagination cursors (the last id seen, encoded).
+/// Pagination cursors: the last id seen, as decimal digits. Clients treat
+/// them as opaque; the document states their pattern so that a generated
+/// client can tell a well-formed cursor from garbage.
 pub struct Cursor;
 
 impl Cursor {
+    pub const PATTERN: &'static str = "^[0-9]{1,18}$";
+
     pub fn encode(last_id: i64) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("i{last_id}"))
+        last_id.to_string()
     }
 
     pub fn decode(cursor: &str) -> Result<i64, ApiError> {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.strip_prefix('i').and_then(|n| n.parse().ok()))
-            .ok_or_else(|| ApiError::Invalid("cursor is not one this server issued".into()))
+        (!cursor.is_empty() && cursor.len() <= 18 && cursor.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| cursor.parse().ok())
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::Invalid("cursor must be the next_cursor of a previous page".into())
+            })
     }
 }

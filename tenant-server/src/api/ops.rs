@@ -42,7 +42,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                     .set(count);
             }
             state.metrics.wip_saturation.reset();
-            for (board, lane, count, limit) in stats.wip {
+            for (board, lane_id, lane, count, limit) in stats.wip {
                 let saturation = if limit == 0 {
                     1.0
                 } else {
@@ -51,7 +51,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 state
                     .metrics
                     .wip_saturation
-                    .with_label_values(&[board.as_str(), lane.as_str()])
+                    .with_label_values(&[
+                        board.as_str(),
+                        lane_id.to_string().as_str(),
+                        metric_label(&lane).as_str(),
+                    ])
                     .set(saturation);
             }
         }
@@ -74,15 +78,33 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buffer).into_response()
 }
 
+/// A lane name as a metrics label: the series is keyed by `lane_id`, so
+/// this is only for reading; kept to printable ASCII and 50 characters.
+pub fn metric_label(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(50)
+        .collect()
+}
+
 /// The OpenAPI document, rendered on first request (not at start-up).
 pub fn openapi_json() -> &'static str {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
         let (_, doc) = super::routes();
-        doc.to_pretty_json().unwrap_or_else(|error| {
-            tracing::error!(%error, "cannot render the OpenAPI document");
-            String::from("{}")
-        })
+        serde_json::to_value(&doc)
+            .map(super::contract::finish)
+            .and_then(|doc| serde_json::to_string_pretty(&doc))
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot render the OpenAPI document");
+                String::from("{}")
+            })
     })
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AllowedQuery {
     pub board_id: Option<i64>,
     /// 1–200, default 50.
@@ -102,6 +103,7 @@ fn claim_outcome(outcome: ClaimOutcome) -> &'static str {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// Also move the item to the first in_progress lane (WIP limit applies).
     #[serde(default)]
@@ -128,6 +130,7 @@ pub async fn claim(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimNextRequest {
     pub board_id: Option<i64>,
     /// Only these kinds.
@@ -182,6 +185,7 @@ pub async fn heartbeat(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     pub reason: Option<String>,
 }
@@ -222,6 +226,7 @@ pub async fn release(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     pub lane_id: Option<i64>,
     /// The first lane with this role.

@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSpec {
     pub name: String,
     pub kind: WorkerKind,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,
     pub worker: WorkerSpec,
@@ -66,8 +68,7 @@ pub async fn create_token(
         expires_at,
         now,
     )?;
-    tokens::check_may_mint(caller, &token)?;
-    let (info, secret) = tokens::create(&state.store.writer, &token, None, now).await?;
+    let (info, secret) = tokens::create_by(&state.store.writer, caller, &token, now).await?;
     tracing::info!(token_id = info.id, worker = %info.worker.name, "token minted");
     Ok((
         StatusCode::CREATED,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
     /// http or https; must resolve to a public address unless the server
     /// runs with TASKHARBOR_ALLOW_PRIVATE_WEBHOOKS=true.
@@ -102,6 +103,7 @@ pub async fn get_webhook(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PatchWebhookRequest {
     pub url: Option<String>,
     pub events: Option<Vec<EventType>>,
@@ -150,6 +152,7 @@ pub async fn delete_webhook(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// How long the old secret keeps signing too (default 86400, max 7 days).
     pub overlap_seconds: Option<i64>,
@@ -183,6 +186,7 @@ pub async fn rotate_secret(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// 1–200, default 50.
     pub limit: Option<i64>,

@@ -123,6 +123,66 @@ impl Principal {
     }
 }
 
+/// The worker a token is being minted for, as the mint rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintTarget {
+    /// No worker has this name yet: the mint creates it.
+    NewWorker,
+    /// An existing worker and the board it belongs to (`None`: the
+    /// instance admin's to manage).
+    Existing {
+        worker_id: i64,
+        home_board: Option<i64>,
+    },
+}
+
+/// Who may mint which token. The instance admin: anything. A board admin:
+/// only tokens confined to its own board, never above `board:admin`, and
+/// only for a new worker, a worker of that board (one a board admin of it
+/// created), or itself; never for anyone else's worker, since the token
+/// would let it act as them. Returns the home board to record for a worker
+/// the mint creates.
+pub fn check_may_mint(
+    minter: &Principal,
+    board_id: Option<i64>,
+    scopes: &[Scope],
+    target: MintTarget,
+) -> Result<Option<i64>, super::DomainError> {
+    use super::DomainError::Forbidden;
+    if minter.is_admin() {
+        return Ok(None);
+    }
+    if !minter.has(Scope::BoardAdmin) {
+        return Err(Forbidden(
+            "minting tokens needs the board:admin scope".into(),
+        ));
+    }
+    let Some(board) = board_id else {
+        return Err(Forbidden(
+            "a board admin may mint only tokens confined to its board (set board_id)".into(),
+        ));
+    };
+    if !minter.is_board_admin(board) {
+        return Err(Forbidden("you are not a board admin of that board".into()));
+    }
+    if scopes.iter().any(|s| *s > Scope::BoardAdmin) {
+        return Err(Forbidden(
+            "a board admin cannot grant the admin scope".into(),
+        ));
+    }
+    match target {
+        MintTarget::NewWorker => Ok(Some(board)),
+        MintTarget::Existing { worker_id, .. } if worker_id == minter.worker_id => Ok(None),
+        MintTarget::Existing {
+            home_board: Some(home),
+            ..
+        } if home == board => Ok(None),
+        MintTarget::Existing { .. } => Err(Forbidden(
+            "that worker belongs to someone else: a board admin may mint tokens only for new workers and workers of its board; ask the instance admin".into(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +205,45 @@ mod tests {
         assert!(p.has(Scope::QueueWrite));
         assert!(p.has(Scope::BoardAdmin));
         assert!(!p.has(Scope::Admin));
+    }
+
+    #[test]
+    fn board_admins_mint_only_for_new_workers_their_board_owns_or_themselves() {
+        let mut board_admin = principal(vec![Scope::BoardAdmin], Some(2));
+        board_admin.worker_id = 7;
+        let q = [Scope::QueueWrite];
+        let new = MintTarget::NewWorker;
+        let own = MintTarget::Existing {
+            worker_id: 8,
+            home_board: Some(2),
+        };
+        let other_board = MintTarget::Existing {
+            worker_id: 9,
+            home_board: Some(3),
+        };
+        let admins = MintTarget::Existing {
+            worker_id: 1,
+            home_board: None,
+        };
+        let itself = MintTarget::Existing {
+            worker_id: 7,
+            home_board: None,
+        };
+        assert_eq!(check_may_mint(&board_admin, Some(2), &q, new), Ok(Some(2)));
+        assert_eq!(check_may_mint(&board_admin, Some(2), &q, own), Ok(None));
+        assert_eq!(check_may_mint(&board_admin, Some(2), &q, itself), Ok(None));
+        assert!(check_may_mint(&board_admin, Some(2), &q, other_board).is_err());
+        assert!(check_may_mint(&board_admin, Some(2), &q, admins).is_err());
+        assert!(check_may_mint(&board_admin, Some(3), &q, new).is_err());
+        assert!(check_may_mint(&board_admin, None, &q, new).is_err());
+        assert!(check_may_mint(&board_admin, Some(2), &[Scope::Admin], new).is_err());
+        let admin = principal(vec![Scope::Admin], None);
+        assert_eq!(
+            check_may_mint(&admin, None, &[Scope::Admin], admins),
+            Ok(None)
+        );
+        let queue = principal(vec![Scope::QueueWrite], Some(2));
+        assert!(check_may_mint(&queue, Some(2), &q, new).is_err());
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! cannot be invalid.
 
 use super::auth::WorkerKind;
+use super::limits::{
+    BOARD_KEY_MAX, BOARD_KEY_MIN, CLAIM_LIMIT_MAX, CLAIM_LIMIT_MIN, LANE_POSITION_MAX,
+    LANE_POSITION_MIN, LANES_PER_BOARD_MAX, LEASE_SECONDS_MAX, LEASE_SECONDS_MIN, NAME_MAX,
+    WIP_LIMIT_MAX, WIP_LIMIT_MIN,
+};
 use super::validate::{self, FieldErrors};
 use serde::{Deserialize, Serialize};
 
@@ -88,9 +93,6 @@ impl Who {
 pub const DEFAULT_CLAIM_LIMIT: i64 = 3;
 pub const DEFAULT_AGENT_LEASE_SECONDS: i64 = 1800;
 pub const DEFAULT_HUMAN_LEASE_SECONDS: i64 = 259_200;
-const MAX_LEASE_SECONDS: i64 = 365 * 24 * 3600;
-const MAX_CLAIM_LIMIT: i64 = 1000;
-const MAX_WIP_LIMIT: i64 = 100_000;
 
 /// The lanes a new board starts with: (name, role, wip_limit).
 pub const DEFAULT_LANES: [(&str, LaneRole, Option<i64>); 6] = [
@@ -131,9 +133,10 @@ pub struct NewBoard {
 impl NewBoard {
     pub fn parse(name: &str, key: &str) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = validate::text(&mut errors, "name", name, 1, 100);
-        let key = key.trim().to_owned();
-        let key_ok = (2..=10).contains(&key.len())
+        let name = validate::line(&mut errors, "name", name, NAME_MAX);
+        let key = key.to_owned();
+        // Exactly BOARD_KEY_PATTERN, which the OpenAPI document states.
+        let key_ok = (BOARD_KEY_MIN..=BOARD_KEY_MAX).contains(&key.len())
             && key.starts_with(|c: char| c.is_ascii_uppercase())
             && key
                 .chars()
@@ -170,13 +173,34 @@ impl BoardPatch {
         agents_need_ready: Option<bool>,
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = name.map(|n| validate::text(&mut errors, "name", n, 1, 100));
-        let claim_limit =
-            claim_limit.map(|v| validate::range(&mut errors, "claim_limit", v, 1, MAX_CLAIM_LIMIT));
-        let agent_lease_seconds = agent_lease_seconds
-            .map(|v| validate::range(&mut errors, "agent_lease_seconds", v, 1, MAX_LEASE_SECONDS));
-        let human_lease_seconds = human_lease_seconds
-            .map(|v| validate::range(&mut errors, "human_lease_seconds", v, 1, MAX_LEASE_SECONDS));
+        let name = name.map(|n| validate::line(&mut errors, "name", n, NAME_MAX));
+        let claim_limit = claim_limit.map(|v| {
+            validate::range(
+                &mut errors,
+                "claim_limit",
+                v,
+                CLAIM_LIMIT_MIN,
+                CLAIM_LIMIT_MAX,
+            )
+        });
+        let agent_lease_seconds = agent_lease_seconds.map(|v| {
+            validate::range(
+                &mut errors,
+                "agent_lease_seconds",
+                v,
+                LEASE_SECONDS_MIN,
+                LEASE_SECONDS_MAX,
+            )
+        });
+        let human_lease_seconds = human_lease_seconds.map(|v| {
+            validate::range(
+                &mut errors,
+                "human_lease_seconds",
+                v,
+                LEASE_SECONDS_MIN,
+                LEASE_SECONDS_MAX,
+            )
+        });
         errors.into_result()?;
         Ok(Self {
             name,
@@ -199,7 +223,7 @@ pub struct NewLane {
 }
 
 pub fn parse_wip_limit(errors: &mut FieldErrors, value: Option<i64>) -> Option<i64> {
-    value.map(|v| validate::range(errors, "wip_limit", v, 0, MAX_WIP_LIMIT))
+    value.map(|v| validate::range(errors, "wip_limit", v, WIP_LIMIT_MIN, WIP_LIMIT_MAX))
 }
 
 impl NewLane {
@@ -211,8 +235,16 @@ impl NewLane {
         who: Option<Who>,
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = validate::text(&mut errors, "name", name, 1, 100);
-        let position = position.map(|p| validate::range(&mut errors, "position", p, 0, 1000));
+        let name = validate::line(&mut errors, "name", name, NAME_MAX);
+        let position = position.map(|p| {
+            validate::range(
+                &mut errors,
+                "position",
+                p,
+                LANE_POSITION_MIN,
+                LANE_POSITION_MAX,
+            )
+        });
         let wip_limit = parse_wip_limit(&mut errors, wip_limit);
         errors.into_result()?;
         Ok(Self {
@@ -223,6 +255,33 @@ impl NewLane {
             who: who.unwrap_or(Who::Any),
         })
     }
+}
+
+/// Whether a lane named `name` may join (or, with `renaming`, be renamed
+/// on) a board whose lanes are `existing` (id, name): at most
+/// [`LANES_PER_BOARD_MAX`] lanes, names unique regardless of case, so each
+/// lane is one series in the metrics and one column on the dashboard.
+pub fn check_lane_fits(
+    existing: &[(i64, &str)],
+    name: &str,
+    renaming: Option<i64>,
+) -> Result<(), super::DomainError> {
+    if renaming.is_none() && existing.len() as i64 >= LANES_PER_BOARD_MAX {
+        return Err(super::DomainError::validation(
+            "name",
+            format!("the board already has the most lanes allowed ({LANES_PER_BOARD_MAX})"),
+        ));
+    }
+    let taken = existing
+        .iter()
+        .any(|(id, other)| Some(*id) != renaming && other.to_lowercase() == name.to_lowercase());
+    if taken {
+        return Err(super::DomainError::validation(
+            "name",
+            format!("already used by another lane of this board: {name:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A lane change; `wip_limit: Some(None)` removes the limit.
@@ -244,8 +303,16 @@ impl LanePatch {
         who: Option<Who>,
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = name.map(|n| validate::text(&mut errors, "name", n, 1, 100));
-        let position = position.map(|p| validate::range(&mut errors, "position", p, 0, 1000));
+        let name = name.map(|n| validate::line(&mut errors, "name", n, NAME_MAX));
+        let position = position.map(|p| {
+            validate::range(
+                &mut errors,
+                "position",
+                p,
+                LANE_POSITION_MIN,
+                LANE_POSITION_MAX,
+            )
+        });
         let wip_limit = wip_limit.map(|w| parse_wip_limit(&mut errors, w));
         errors.into_result()?;
         Ok(Self {
@@ -272,6 +339,26 @@ mod tests {
                 "{bad} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn lanes_are_capped_and_unique_by_name_regardless_of_case() {
+        let lanes = [(1, "Ready"), (2, "Done")];
+        assert!(check_lane_fits(&lanes, "QA", None).is_ok());
+        assert!(check_lane_fits(&lanes, "ready", None).is_err());
+        assert!(
+            check_lane_fits(&lanes, "READY", Some(1)).is_ok(),
+            "renaming itself"
+        );
+        assert!(check_lane_fits(&lanes, "Done", Some(1)).is_err());
+        let names: Vec<String> = (0..LANES_PER_BOARD_MAX).map(|i| format!("L{i}")).collect();
+        let full: Vec<(i64, &str)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as i64, n.as_str()))
+            .collect();
+        assert!(check_lane_fits(&full, "one more", None).is_err());
+        assert!(check_lane_fits(&full, "L3", Some(3)).is_ok());
     }
 
     #[test]

@@ -28,13 +28,15 @@ pub enum DomainError {
     },
     #[error("you already hold {held} claims on this board (limit {limit})")]
     ClaimLimitReached { limit: i64, held: i64 },
-    #[error("lane {lane_id} is at its WIP limit of {limit}")]
+    #[error(
+        "the target lane already holds its WIP limit of {limit} items (details.lane_id names it)"
+    )]
     WipLimitReached { lane_id: i64, limit: i64 },
     #[error("{0}")]
     NotClaimable(String),
     #[error("{0}")]
     NotHolder(String),
-    #[error("the claim token sent is not this item's current claim (current: {current:?})")]
+    #[error("{}", lease_superseded_message(*current))]
     LeaseSuperseded { current: Option<i64> },
     #[error("the item is at version {current}, not {expected}")]
     VersionMismatch { current: i64, expected: i64 },
@@ -42,6 +44,16 @@ pub enum DomainError {
     BoardLocked,
     #[error("validation failed")]
     Validation(FieldErrors),
+}
+
+fn lease_superseded_message(current: Option<i64>) -> String {
+    match current {
+        Some(token) => format!(
+            "the X-Claim-Token sent is not this item's current claim; the current claim's token is {token}"
+        ),
+        None => "the X-Claim-Token sent names a claim that has ended: the item is not claimed now"
+            .into(),
+    }
 }
 
 impl DomainError {

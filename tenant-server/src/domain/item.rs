@@ -1,5 +1,8 @@
 //! Items and comments: kinds, and request parsing into valid values.
 
+use super::limits::{
+    BLOCKERS_MAX, BODY_MAX, LABEL_MAX, LABELS_MAX, PRIORITY_MAX, PRIORITY_MIN, TITLE_MAX,
+};
 use super::validate::{self, FieldErrors};
 use serde::{Deserialize, Serialize};
 
@@ -52,50 +55,46 @@ impl CommentKind {
 }
 
 pub const DEFAULT_PRIORITY: i64 = 2;
-const MAX_TITLE: usize = 300;
-const MAX_BODY: usize = 100_000;
-const MAX_LABELS: usize = 20;
-const MAX_LABEL: usize = 50;
-const MAX_BLOCKERS: usize = 100;
 
 fn parse_title(errors: &mut FieldErrors, title: &str) -> String {
-    validate::text(errors, "title", title, 1, MAX_TITLE)
+    validate::line(errors, "title", title, TITLE_MAX)
 }
 
 fn parse_body(errors: &mut FieldErrors, body: &str) -> String {
-    if body.chars().count() > MAX_BODY {
-        errors.add("body", format!("must be at most {MAX_BODY} characters"));
-    }
-    body.to_owned()
+    validate::text(errors, "body", body, false, BODY_MAX)
 }
 
 fn parse_priority(errors: &mut FieldErrors, priority: i64) -> i64 {
-    validate::range(errors, "priority", priority, 0, 4)
+    validate::range(errors, "priority", priority, PRIORITY_MIN, PRIORITY_MAX)
 }
 
-/// Trims, drops duplicates (keeping first-seen order) and bounds labels.
+/// Bounds labels as sent, then trims and drops duplicates (first-seen order).
 fn parse_labels(errors: &mut FieldErrors, labels: &[String]) -> Vec<String> {
+    if labels.len() > LABELS_MAX {
+        errors.add("labels", format!("at most {LABELS_MAX} labels"));
+    }
     let mut out: Vec<String> = Vec::with_capacity(labels.len());
     for label in labels {
-        let label = label.trim();
-        if label.is_empty() || label.chars().count() > MAX_LABEL {
+        let mut one = FieldErrors::new();
+        let label = validate::line(&mut one, "labels", label, LABEL_MAX);
+        if !one.is_empty() {
             errors.add(
                 "labels",
-                format!("each label must be 1 to {MAX_LABEL} characters"),
+                format!("each label must be one line of 1 to {LABEL_MAX} characters"),
             );
             continue;
         }
-        if !out.iter().any(|l| l == label) {
-            out.push(label.to_owned());
+        if !out.contains(&label) {
+            out.push(label);
         }
-    }
-    if out.len() > MAX_LABELS {
-        errors.add("labels", format!("at most {MAX_LABELS} labels"));
     }
     out
 }
 
 fn parse_blockers(errors: &mut FieldErrors, blockers: &[i64]) -> Vec<i64> {
+    if blockers.len() > BLOCKERS_MAX {
+        errors.add("blocked_by", format!("at most {BLOCKERS_MAX} items"));
+    }
     let mut out: Vec<i64> = Vec::with_capacity(blockers.len());
     for &id in blockers {
         if id <= 0 {
@@ -103,9 +102,6 @@ fn parse_blockers(errors: &mut FieldErrors, blockers: &[i64]) -> Vec<i64> {
         } else if !out.contains(&id) {
             out.push(id);
         }
-    }
-    if out.len() > MAX_BLOCKERS {
-        errors.add("blocked_by", format!("at most {MAX_BLOCKERS} items"));
     }
     out
 }
@@ -223,7 +219,7 @@ pub struct NewComment {
 impl NewComment {
     pub fn parse(body: &str, kind: Option<CommentKind>) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let trimmed = validate::text(&mut errors, "body", body, 1, MAX_BODY);
+        let trimmed = validate::text(&mut errors, "body", body, true, BODY_MAX);
         errors.into_result()?;
         Ok(Self {
             body: trimmed,

@@ -10,9 +10,10 @@ pub mod board;
 pub mod error;
 pub mod event;
 pub mod item;
+pub mod limits;
 pub mod queue;
 pub mod validate;
 
-pub use auth::{Principal, Scope, WorkerKind};
+pub use auth::{MintTarget, Principal, Scope, WorkerKind};
 pub use error::DomainError;
 pub use validate::FieldErrors;

@@ -36,20 +36,41 @@ impl FieldErrors {
     }
 }
 
-/// Trims `value` and checks its length in characters.
-pub fn text(errors: &mut FieldErrors, field: &str, value: &str, min: usize, max: usize) -> String {
-    let trimmed = value.trim();
-    let len = trimmed.chars().count();
-    if len < min {
-        if min == 1 {
-            errors.add(field, "must not be empty");
-        } else {
-            errors.add(field, format!("must be at least {min} characters"));
-        }
-    } else if len > max {
+/// A one-line name or title: not blank, at most `max` characters as sent,
+/// no control characters (newlines, NUL, escapes). Returns it trimmed.
+pub fn line(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
+    if value.trim().is_empty() {
+        errors.add(field, "must not be empty");
+    } else if value.chars().count() > max {
+        errors.add(field, format!("must be at most {max} characters"));
+    } else if value.chars().any(super::limits::is_refused_in_line) {
+        errors.add(
+            field,
+            "must be one line without control characters (newlines, tabs, NUL)",
+        );
+    }
+    value.trim().to_owned()
+}
+
+/// A text that may span lines (bodies): at most `max` characters as sent
+/// and, if `required`, not blank. Returns it trimmed when required.
+pub fn text(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: &str,
+    required: bool,
+    max: usize,
+) -> String {
+    if required && value.trim().is_empty() {
+        errors.add(field, "must not be empty");
+    } else if value.chars().count() > max {
         errors.add(field, format!("must be at most {max} characters"));
     }
-    trimmed.to_owned()
+    if required {
+        value.trim().to_owned()
+    } else {
+        value.to_owned()
+    }
 }
 
 /// Checks that an integer lies in `min..=max`.
@@ -58,4 +79,33 @@ pub fn range(errors: &mut FieldErrors, field: &str, value: i64, min: i64, max: i
         errors.add(field, format!("must be between {min} and {max}"));
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_refuse_control_characters_but_bodies_keep_newlines() {
+        for bad in ["a\nb", "nul\u{0}", "tab\there", "esc\u{1b}[31m", "\u{85}x"] {
+            let mut errors = FieldErrors::new();
+            line(&mut errors, "name", bad, 100);
+            assert!(!errors.is_empty(), "{bad:?} should be refused");
+        }
+        let mut errors = FieldErrors::new();
+        assert_eq!(line(&mut errors, "name", " Ready ", 100), "Ready");
+        let body = text(&mut errors, "body", "line one\nline two", false, 100);
+        assert!(errors.is_empty());
+        assert_eq!(body, "line one\nline two");
+    }
+
+    #[test]
+    fn lengths_count_what_was_sent_and_blank_is_empty() {
+        let mut errors = FieldErrors::new();
+        line(&mut errors, "title", &format!("{} ", "x".repeat(300)), 300);
+        assert!(errors.iter().any(|(_, m)| m.contains("at most 300")));
+        let mut errors = FieldErrors::new();
+        line(&mut errors, "title", " \u{3000} ", 300);
+        assert!(errors.iter().any(|(_, m)| m.contains("empty")));
+    }
 }

@@ -163,11 +163,13 @@ enum StatusSchema {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ItemArg {
     item_id: i64,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct HolderArgs {
     item_id: i64,
     /// Fencing token from your claim; a stale one is refused (lease_superseded).
@@ -175,6 +177,7 @@ struct HolderArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ListAllowedArgs {
     board_id: Option<i64>,
     /// 1-200, default 20.
@@ -182,6 +185,7 @@ struct ListAllowedArgs {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ClaimNextArgs {
     board_id: Option<i64>,
     /// Only these kinds.
@@ -195,6 +199,7 @@ struct ClaimNextArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ClaimArgs {
     item_id: i64,
     /// Also move it to in_progress (WIP limit applies).
@@ -204,6 +209,7 @@ struct ClaimArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct NoteArgs {
     item_id: i64,
     note: String,
@@ -211,6 +217,7 @@ struct NoteArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct OptionalNoteArgs {
     item_id: i64,
     note: Option<String>,
@@ -218,6 +225,7 @@ struct OptionalNoteArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ReleaseArgs {
     item_id: i64,
     reason: Option<String>,
@@ -233,6 +241,7 @@ enum ReportKind {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ReportArgs {
     /// The item you are working on.
     item_id: i64,
@@ -254,6 +263,7 @@ struct ReportArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ListItemsArgs {
     board_id: i64,
     #[schemars(with = "Option<StatusSchema>")]
@@ -270,6 +280,7 @@ struct ListItemsArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct CreateItemArgs {
     board_id: i64,
     title: String,
@@ -287,6 +298,7 @@ struct CreateItemArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct UpdateItemArgs {
     item_id: i64,
     title: Option<String>,
@@ -305,6 +317,7 @@ struct UpdateItemArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct DependenciesArgs {
     item_id: i64,
     /// The complete list of items that must be done first ([] clears).
@@ -313,6 +326,7 @@ struct DependenciesArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct AgentReadyArgs {
     item_id: i64,
     agent_ready: bool,
@@ -1014,7 +1028,29 @@ fn normalize_argument_error(result: CallToolResult) -> CallToolResult {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect::<Vec<_>>()
         .join(" ");
-    tool_error("invalid_request", text, json!({}))
+    tool_error("invalid_request", describe_argument_error(&text), json!({}))
+}
+
+/// rmcp's text carries serde's message ("… unknown field `x`, expected …"):
+/// say it as a sentence about the arguments, never a Rust type.
+fn describe_argument_error(text: &str) -> String {
+    let serde_part = [
+        "unknown field",
+        "missing field",
+        "invalid type",
+        "unknown variant",
+        "invalid value",
+        "invalid length",
+    ]
+    .iter()
+    .filter_map(|start| text.find(start))
+    .min()
+    .map(|at| &text[at..]);
+    match serde_part {
+        Some(message) => crate::api::extract::describe_data_error(None, message, "argument")
+            .replace("the body", "the arguments"),
+        None => "the tool arguments could not be read: send a JSON object as the tool's input schema describes".into(),
+    }
 }
 
 impl ServerHandler for TaskHarborMcp {

@@ -200,11 +200,10 @@ pub async fn create_lane(
     load_board(&mut tx, board_id)
         .await?
         .ok_or_else(|| not_found("board"))?;
-    let mut order: Vec<i64> = lanes_of(&mut tx, board_id)
-        .await?
-        .iter()
-        .map(|l| l.id)
-        .collect();
+    let lanes = lanes_of(&mut tx, board_id).await?;
+    let named: Vec<(i64, &str)> = lanes.iter().map(|l| (l.id, l.name.as_str())).collect();
+    crate::domain::board::check_lane_fits(&named, &lane.name, None)?;
+    let mut order: Vec<i64> = lanes.iter().map(|l| l.id).collect();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
     )
@@ -240,6 +239,11 @@ pub async fn update_lane(
         .ok_or_else(|| not_found("lane"))?;
     if !caller.is_board_admin(lane.board_id) {
         return Err(not_found("lane"));
+    }
+    if let Some(name) = &patch.name {
+        let lanes = lanes_of(&mut tx, lane.board_id).await?;
+        let named: Vec<(i64, &str)> = lanes.iter().map(|l| (l.id, l.name.as_str())).collect();
+        crate::domain::board::check_lane_fits(&named, name, Some(id))?;
     }
     let role = patch.role.unwrap_or(lane.role);
     sqlx::query("UPDATE lanes SET name = ?, role = ?, wip_limit = ?, who = ? WHERE id = ?")

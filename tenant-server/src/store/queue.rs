@@ -752,7 +752,7 @@ pub struct QueueStats {
     /// (board key, status, count)
     pub depth: Vec<(String, String, i64)>,
     /// (board key, lane name, items, limit)
-    pub wip: Vec<(String, String, i64, i64)>,
+    pub wip: Vec<(String, i64, String, i64, i64)>,
 }
 
 pub async fn stats(pool: &SqlitePool) -> Result<QueueStats, sqlx::Error> {
@@ -773,7 +773,7 @@ pub async fn stats(pool: &SqlitePool) -> Result<QueueStats, sqlx::Error> {
                     .bind(lane.id)
                     .fetch_one(&mut *conn)
                     .await?;
-                wip.push((key.clone(), lane.name, count, limit));
+                wip.push((key.clone(), lane.id, lane.name, count, limit));
             }
         }
     }

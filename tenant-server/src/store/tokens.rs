@@ -9,7 +9,7 @@ use super::error::{CommandResult, not_found};
 use super::model::{TokenInfo, TokenRow};
 use crate::domain::error::WorkerRef;
 use crate::domain::validate::{self, FieldErrors};
-use crate::domain::{DomainError, Principal, Scope, WorkerKind};
+use crate::domain::{DomainError, MintTarget, Principal, Scope, WorkerKind};
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -69,8 +69,13 @@ impl NewToken {
         now_ms: i64,
     ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let name = validate::text(&mut errors, "name", name, 1, 100);
-        let worker_name = validate::text(&mut errors, "worker.name", worker_name, 1, 100);
+        let name = validate::line(&mut errors, "name", name, crate::domain::limits::NAME_MAX);
+        let worker_name = validate::line(
+            &mut errors,
+            "worker.name",
+            worker_name,
+            crate::domain::limits::NAME_MAX,
+        );
         if scopes.is_empty() {
             errors.add("scopes", "name at least one scope");
         }
@@ -131,38 +136,54 @@ async fn worker_for(
     }
 }
 
-/// Whether `minter` may mint `token`: admin for anything; a board admin
-/// only for its board and never above `board:admin`.
-pub fn check_may_mint(minter: &Principal, token: &NewToken) -> Result<(), DomainError> {
-    if minter.is_admin() {
-        return Ok(());
-    }
-    let Some(board) = token.board_id else {
-        return Err(DomainError::Forbidden(
-            "only an admin may mint tokens that are not confined to a board".into(),
-        ));
-    };
-    if !minter.is_board_admin(board) {
-        return Err(DomainError::Forbidden(
-            "you are not a board admin of that board".into(),
-        ));
-    }
-    if token.scopes.iter().any(|s| *s > Scope::BoardAdmin) {
-        return Err(DomainError::Forbidden(
-            "a board admin cannot grant the admin scope".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Mints a token; returns its listing and the secret (shown only now).
+/// Mints a token with local access to the data dir (the CLI, the
+/// bootstrap): no minter to check. Returns its listing and the secret.
 pub async fn create(
     pool: &SqlitePool,
     token: &NewToken,
     secret: Option<String>,
     now_ms: i64,
 ) -> CommandResult<(TokenInfo, String)> {
+    mint(pool, None, token, secret, now_ms).await
+}
+
+/// Mints a token for an API caller, deciding with the worker's owner read
+/// in the same transaction as the insert (`domain::auth::check_may_mint`).
+pub async fn create_by(
+    pool: &SqlitePool,
+    minter: &Principal,
+    token: &NewToken,
+    now_ms: i64,
+) -> CommandResult<(TokenInfo, String)> {
+    mint(pool, Some(minter), token, None, now_ms).await
+}
+
+async fn mint(
+    pool: &SqlitePool,
+    minter: Option<&Principal>,
+    token: &NewToken,
+    secret: Option<String>,
+    now_ms: i64,
+) -> CommandResult<(TokenInfo, String)> {
     let mut tx = pool.begin().await?;
+    let home_board = match minter {
+        None => None,
+        Some(minter) => {
+            let existing: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, home_board_id FROM workers WHERE name = ?")
+                    .bind(&token.worker_name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let target = match existing {
+                None => MintTarget::NewWorker,
+                Some((worker_id, home_board)) => MintTarget::Existing {
+                    worker_id,
+                    home_board,
+                },
+            };
+            crate::domain::auth::check_may_mint(minter, token.board_id, &token.scopes, target)?
+        }
+    };
     if let Some(board) = token.board_id {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE id = ?")
             .bind(board)
@@ -173,6 +194,13 @@ pub async fn create(
         }
     }
     let worker = worker_for(&mut tx, &token.worker_name, token.worker_kind, now_ms).await?;
+    if let Some(board) = home_board {
+        sqlx::query("UPDATE workers SET home_board_id = ? WHERE id = ? AND home_board_id IS NULL")
+            .bind(board)
+            .bind(worker.id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let secret = secret.unwrap_or_else(generate_secret);
     let scopes = serde_json::to_string(&token.scopes).unwrap_or_else(|_| "[]".into());
     let id: i64 = sqlx::query_scalar(
@@ -414,6 +442,36 @@ pub async fn ensure_admin(
     } else {
         Bootstrap::Generated(secret)
     })
+}
+
+/// `taskharbor admin recover`: a new admin token for the worker the first
+/// admin token acted as (the bootstrap worker), for whoever has local
+/// access to the data directory and lost every admin token.
+pub async fn recover_admin(
+    pool: &SqlitePool,
+    name: &str,
+    now_ms: i64,
+) -> CommandResult<(TokenInfo, String)> {
+    let first: Option<(String, String)> = sqlx::query_as(
+        "SELECT w.name, w.kind FROM tokens t JOIN workers w ON w.id = t.worker_id \
+         WHERE t.board_id IS NULL AND EXISTS (SELECT 1 FROM json_each(t.scopes) WHERE value = 'admin') \
+         ORDER BY t.id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let (worker_name, worker_kind) = first
+        .and_then(|(name, kind)| WorkerKind::parse(&kind).map(|kind| (name, kind)))
+        .unwrap_or_else(|| ("admin".to_owned(), WorkerKind::Human));
+    let token = NewToken::parse(
+        name,
+        &worker_name,
+        worker_kind,
+        vec![Scope::Admin],
+        None,
+        None,
+        now_ms,
+    )?;
+    create(pool, &token, None, now_ms).await
 }
 
 #[cfg(test)]

@@ -282,9 +282,11 @@ pub async fn login_form(
 
 pub async fn login(
     State(state): State<AppState>,
+    session::PeerIp(source): session::PeerIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
+    let scope = state.store.path().display().to_string();
     let form = parse_form(&body);
     let next = safe_next(Some(field(&form, "next")));
     let username = field(&form, "username").to_owned();
@@ -302,12 +304,17 @@ pub async fn login(
     }
     let throttle = session::LoginThrottle::global();
     let now = store::now_ms();
-    if let Err(wait) = throttle.check(&state, &username, now) {
-        let minutes = wait.div_ceil(60);
-        return retry(
+    if let Err(wait) = throttle.check(&scope, &username, source, now) {
+        let mut response = retry(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed sign-ins for this username; try again in {minutes} min."),
-        );
+            &format!("Too many failed sign-ins; try again in {wait} s."),
+        )?;
+        if let Ok(value) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        return Ok(response);
     }
     let password = field(&form, "password").to_owned();
     let found = session::credentials(&state.store.reader, &username).await?;
@@ -319,11 +326,11 @@ pub async fn login(
     let valid = session::verify_password_blocking(hash, password).await;
     match user_id {
         Some(id) if valid => {
-            throttle.succeeded(&state, &username);
+            throttle.succeeded(&scope, &username, source);
             start_session(&state, id, &next).await
         }
         _ => {
-            throttle.failed(&state, &username, now);
+            throttle.failed(&scope, &username, source, store::now_ms());
             retry(StatusCode::UNAUTHORIZED, "Wrong username or password.")
         }
     }

@@ -434,16 +434,69 @@ pub async fn list_users(pool: &SqlitePool) -> Result<Vec<UserListing>, sqlx::Err
     .await
 }
 
-/// Failed sign-ins per username; after [`LoginThrottle::MAX_FAILURES`]
-/// within the window, that username is refused (429) until it passes.
+/// The address the request came from (no address under `oneshot` tests).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+/// Sign-in throttling that slows guessing without letting anyone lock a
+/// user out. Failures are counted per source address, per (account,
+/// source) pair and per account; past a few free attempts each key must
+/// wait an exponentially growing delay before its next try. The delays
+/// that a stranger can impose on someone else (the per-account one) stay
+/// short, so the real user always gets in within seconds; the long ones
+/// fall on the guessing source alone.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
-    failures: std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>,
+    keys: std::sync::Mutex<std::collections::HashMap<String, Backoff>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    last_ms: i64,
+}
+
+/// (free failures, longest delay in seconds) for one kind of key.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    free: u32,
+    max_delay_s: i64,
 }
 
 impl LoginThrottle {
-    pub const MAX_FAILURES: u32 = 5;
-    pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+    /// One address trying one account: the guesser itself.
+    const PAIR: Policy = Policy {
+        free: 5,
+        max_delay_s: 15 * 60,
+    };
+    /// One address trying many accounts (password spraying).
+    const SOURCE: Policy = Policy {
+        free: 20,
+        max_delay_s: 60,
+    };
+    /// One account tried from everywhere: short, so it is never a lockout.
+    const ACCOUNT: Policy = Policy {
+        free: 10,
+        max_delay_s: 30,
+    };
+    /// Counts are forgotten after this long without a failure.
+    const FORGET_MS: i64 = 60 * 60 * 1000;
 
     /// The process-wide throttle. Keys carry the database path, so two
     /// servers in one process (tests) never share counts.
@@ -453,44 +506,85 @@ impl LoginThrottle {
         &THROTTLE
     }
 
-    fn key(state: &AppState, username: &str) -> String {
-        format!(
-            "{}\0{}",
-            state.store.path().display(),
-            username.trim().to_lowercase()
-        )
+    fn keys(
+        scope: &str,
+        username: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Vec<(String, Policy)> {
+        let account = username.trim().to_lowercase();
+        let source = source.map_or_else(|| "local".to_owned(), |ip| ip.to_string());
+        vec![
+            (format!("{scope}\0a\0{account}"), Self::ACCOUNT),
+            (format!("{scope}\0s\0{source}"), Self::SOURCE),
+            (format!("{scope}\0p\0{source}\0{account}"), Self::PAIR),
+        ]
     }
 
-    /// `Err(seconds to wait)` while the username is locked out.
-    pub fn check(&self, state: &AppState, username: &str, now_ms: i64) -> Result<(), u64> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match failures.get(&Self::key(state, username)) {
-            Some((count, since))
-                if *count >= Self::MAX_FAILURES && now_ms - since < Self::WINDOW_MS =>
-            {
-                Err(((Self::WINDOW_MS - (now_ms - since)) / 1000).max(1) as u64)
+    /// The delay a key has earned: 0 for the free failures, then 1, 2, 4 …
+    /// seconds up to the policy's cap.
+    fn delay_ms(backoff: Backoff, policy: Policy) -> i64 {
+        if backoff.failures < policy.free {
+            return 0;
+        }
+        let doublings = (backoff.failures - policy.free).min(20);
+        (1i64 << doublings).min(policy.max_delay_s) * 1000
+    }
+
+    /// `Err(seconds to wait)` while any of the caller's keys is backing off.
+    pub fn check(
+        &self,
+        scope: &str,
+        username: &str,
+        source: Option<std::net::IpAddr>,
+        now_ms: i64,
+    ) -> Result<(), u64> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let wait_ms = Self::keys(scope, username, source)
+            .into_iter()
+            .filter_map(|(key, policy)| {
+                keys.get(&key)
+                    .map(|b| b.last_ms + Self::delay_ms(*b, policy) - now_ms)
+            })
+            .max()
+            .unwrap_or(0);
+        if wait_ms > 0 {
+            Err(((wait_ms + 999) / 1000) as u64)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn failed(
+        &self,
+        scope: &str,
+        username: &str,
+        source: Option<std::net::IpAddr>,
+        now_ms: i64,
+    ) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() > 10_000 {
+            keys.retain(|_, b| now_ms - b.last_ms < Self::FORGET_MS);
+        }
+        for (key, _) in Self::keys(scope, username, source) {
+            let entry = keys.entry(key).or_insert(Backoff {
+                failures: 0,
+                last_ms: now_ms,
+            });
+            if now_ms - entry.last_ms >= Self::FORGET_MS {
+                entry.failures = 0;
             }
-            _ => Ok(()),
+            entry.failures += 1;
+            entry.last_ms = now_ms;
         }
     }
 
-    pub fn failed(&self, state: &AppState, username: &str, now_ms: i64) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 10_000 {
-            failures.retain(|_, (_, since)| now_ms - *since < Self::WINDOW_MS);
+    /// A correct password clears this source's counts for the account and
+    /// the account's own count.
+    pub fn succeeded(&self, scope: &str, username: &str, source: Option<std::net::IpAddr>) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, _) in Self::keys(scope, username, source) {
+            keys.remove(&key);
         }
-        let entry = failures
-            .entry(Self::key(state, username))
-            .or_insert((0, now_ms));
-        if now_ms - entry.1 >= Self::WINDOW_MS {
-            *entry = (0, now_ms);
-        }
-        entry.0 += 1;
-    }
-
-    pub fn succeeded(&self, state: &AppState, username: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&Self::key(state, username));
     }
 }
 
@@ -514,6 +608,60 @@ mod tests {
         assert!(verify_password(&hash, "correct horse battery"));
         assert!(!verify_password(&hash, "wrong horse battery"));
         assert!(!verify_password("not a hash", "correct horse battery"));
+    }
+
+    #[test]
+    fn a_stranger_guessing_cannot_lock_the_real_user_out() {
+        let throttle = LoginThrottle::default();
+        let attacker = Some("203.0.113.9".parse().unwrap());
+        let user = Some("198.51.100.7".parse().unwrap());
+        let mut now = 0;
+        // The attacker guesses as fast as the throttle lets it, for an hour.
+        let mut guesses = 0;
+        while now < 3_600_000 {
+            match throttle.check("db", "admin", attacker, now) {
+                Ok(()) => {
+                    throttle.failed("db", "admin", attacker, now);
+                    guesses += 1;
+                }
+                Err(wait) => now += wait as i64 * 1000,
+            }
+        }
+        assert!(
+            guesses < 30,
+            "backoff should slow the guesser: {guesses} guesses"
+        );
+        // After its next wrong guess the attacker is made to wait minutes…
+        throttle.failed("db", "admin", attacker, now);
+        let attacker_wait = throttle
+            .check("db", "admin", attacker, now)
+            .err()
+            .unwrap_or(0);
+        assert!(attacker_wait > 60, "attacker waits {attacker_wait}s");
+        // …while the real user, from elsewhere, waits at most half a minute.
+        let user_wait = throttle.check("db", "admin", user, now).err().unwrap_or(0);
+        assert!(user_wait <= 30, "the user would wait {user_wait}s");
+        assert!(throttle.check("db", "admin", user, now + 30_000).is_ok());
+        throttle.succeeded("db", "admin", user);
+        assert!(throttle.check("db", "admin", user, now + 30_000).is_ok());
+    }
+
+    #[test]
+    fn the_first_failures_are_free_then_delays_double() {
+        let throttle = LoginThrottle::default();
+        let me = Some("192.0.2.1".parse().unwrap());
+        for _ in 0..4 {
+            throttle.failed("db", "ann", me, 0);
+            assert!(throttle.check("db", "ann", me, 0).is_ok());
+        }
+        throttle.failed("db", "ann", me, 0);
+        assert_eq!(throttle.check("db", "ann", me, 0), Err(1));
+        throttle.failed("db", "ann", me, 1000);
+        assert_eq!(throttle.check("db", "ann", me, 1000), Err(2));
+        // Other accounts from the same address are not held up yet.
+        assert!(throttle.check("db", "bob", me, 1000).is_ok());
+        // Forgotten after an hour of quiet.
+        assert!(throttle.check("db", "ann", me, 1000 + 3_600_000).is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod contract;
 mod crash;
 mod items;
 mod mcp;

@@ -755,6 +755,17 @@ async fn planner_tools_create_link_flag_and_edit_items() {
     mcp.call("list_allowed", json!({"limit": 0}))
         .await
         .err("invalid_request");
+    // Unknown arguments are refused by name, as unknown JSON fields are in REST.
+    let typo = mcp
+        .call("list_allowed", json!({"board_id": board, "limt": 5}))
+        .await;
+    let message = typo.value["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    typo.err("invalid_request");
+    assert!(message.contains("\"limt\""), "{message}");
+    assert!(!message.contains("struct"), "{message}");
 }
 
 #[tokio::test]

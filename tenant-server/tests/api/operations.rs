@@ -53,7 +53,7 @@ async fn metrics_count_claims_conflicts_and_latency_by_route_template() {
         "taskharbor_conflicts_total{code=\"claim_conflict\"} 1",
         "route=\"/api/items/{id}/claim\"",
         "taskharbor_queue_depth{board=\"MET\",status=\"ready\"} 1",
-        "taskharbor_wip_saturation{board=\"MET\",lane=\"In Progress\"} 0",
+        "taskharbor_wip_saturation{board=\"MET\",lane=\"In_Progress\",lane_id=\"",
     ] {
         assert!(text.contains(expected), "metrics lack {expected}:\n{text}");
     }
