@@ -102,7 +102,8 @@ impl ApiError {
                 json!({}),
             ),
             Self::Command(CommandError::Rule(rule)) => domain_parts(rule),
-            Self::Command(CommandError::Database(_)) | Self::Internal(_) => (
+            Self::Command(CommandError::Database(_) | CommandError::Writer(_))
+            | Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "something went wrong on our side; it has been logged".into(),

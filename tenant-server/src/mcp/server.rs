@@ -11,13 +11,14 @@
 use super::{caller_of, resources};
 use crate::AppState;
 use crate::api::error::ApiError;
+use crate::commands::queue;
 use crate::domain::board::LaneRole;
 use crate::domain::item::{
     CommentKind, ItemKind, ItemPatch, ItemPatchInput, NewComment, NewItem, NewItemInput,
 };
 use crate::domain::{DomainError, Principal, Scope};
 use crate::store::model::Item;
-use crate::store::queue::{self, MoveTarget, QueueFilter};
+use crate::store::queue::{ClaimOutcome, MoveTarget, QueueFilter, allowed};
 use crate::store::{self, CommandError, boards, comments, items};
 use http::StatusCode;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
@@ -338,7 +339,7 @@ impl TaskHarborMcp {
         let label = match result {
             Ok(value) => outcome(value),
             Err(CommandError::Rule(rule)) => ApiError::from(rule.clone()).parts().1,
-            Err(CommandError::Database(_)) => "error",
+            Err(_) => "error",
         };
         self.state.metrics.claims.with_label_values(&[label]).inc();
     }
@@ -364,9 +365,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 
@@ -419,7 +417,7 @@ impl TaskHarborMcp {
             board_id: args.board_id,
             ..QueueFilter::default()
         };
-        match queue::allowed(
+        match allowed(
             &self.state.store.reader,
             &caller,
             &filter,
@@ -463,13 +461,12 @@ impl TaskHarborMcp {
         )
         .await;
         self.count_claim(&result, |found| match found {
-            Some((_, queue::ClaimOutcome::New)) => "claimed",
-            Some((_, queue::ClaimOutcome::Renewed)) => "renewed",
+            Some((_, ClaimOutcome::New)) => "claimed",
+            Some((_, ClaimOutcome::Renewed)) => "renewed",
             None => "empty",
         });
         match result {
             Ok(Some((claimed, _))) => {
-                self.state.notify_change();
                 let mut value = to_json(&claimed);
                 value["claimed"] = json!(true);
                 ok(value)
@@ -503,12 +500,9 @@ impl TaskHarborMcp {
         )
         .await;
         self.count_claim(&result, |(_, outcome)| match outcome {
-            queue::ClaimOutcome::New => "claimed",
-            queue::ClaimOutcome::Renewed => "renewed",
+            ClaimOutcome::New => "claimed",
+            ClaimOutcome::Renewed => "renewed",
         });
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result.map(|(claimed, _)| claimed))
     }
 
@@ -711,9 +705,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 

@@ -6,13 +6,13 @@ use super::items::{actor_for, load_visible, renew_lease};
 use super::model::{Comment, CommentRow};
 use crate::domain::Principal;
 use crate::domain::event::EventType;
-use crate::domain::item::{CommentKind, NewComment};
+use crate::domain::item::NewComment;
 use crate::domain::queue;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{SqliteConnection, SqlitePool};
 
-const SELECT_COMMENT: &str = "SELECT c.id, c.item_id, c.author_id, w.name AS author_name, w.kind AS author_kind, c.kind, c.body, \
+pub(crate) const SELECT_COMMENT: &str = "SELECT c.id, c.item_id, c.author_id, w.name AS author_name, w.kind AS author_kind, c.kind, c.body, \
      c.created_at FROM comments c JOIN workers w ON w.id = c.author_id";
 
 /// Inserts a comment and its `comment.created` event in the caller's transaction.
@@ -59,7 +59,7 @@ pub async fn add(
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Comment> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (row, board) = load_visible(&mut tx, caller, item_id).await?;
     let is_holder = queue::check_holder_write(
         &actor_for(caller, board.id),
@@ -112,29 +112,4 @@ pub async fn list(
 pub struct Handoff {
     pub checkpoint: Option<Comment>,
     pub progress: Option<Comment>,
-}
-
-async fn latest(
-    conn: &mut SqliteConnection,
-    item_id: i64,
-    kind: CommentKind,
-) -> Result<Option<Comment>, sqlx::Error> {
-    let row: Option<CommentRow> = sqlx::query_as(&format!(
-        "{SELECT_COMMENT} WHERE c.item_id = ? AND c.kind = ? ORDER BY c.id DESC LIMIT 1"
-    ))
-    .bind(item_id)
-    .bind(kind.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.map(Comment::try_from).transpose()
-}
-
-pub(crate) async fn handoff(
-    conn: &mut SqliteConnection,
-    item_id: i64,
-) -> Result<Handoff, sqlx::Error> {
-    Ok(Handoff {
-        checkpoint: latest(conn, item_id, CommentKind::Checkpoint).await?,
-        progress: latest(conn, item_id, CommentKind::Progress).await?,
-    })
 }

@@ -221,7 +221,7 @@ pub async fn create(
     if !caller.can_see_board(board_id) {
         return Err(not_found("board"));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let board = load_board(&mut tx, board_id)
         .await?
         .ok_or_else(|| not_found("board"))?;
@@ -336,7 +336,7 @@ pub async fn update(
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (row, board) = load_visible(&mut tx, caller, id).await?;
     let actor = actor_for(caller, board.id);
     let is_holder =

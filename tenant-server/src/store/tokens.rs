@@ -162,7 +162,7 @@ pub async fn create(
     secret: Option<String>,
     now_ms: i64,
 ) -> CommandResult<(TokenInfo, String)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if let Some(board) = token.board_id {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE id = ?")
             .bind(board)
