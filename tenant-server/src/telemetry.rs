@@ -161,3 +161,21 @@ impl Metrics {
         })
     }
 }
+
+/// An error with its whole cause chain, `outer: inner: root`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        chain.push_str(": ");
+        chain.push_str(&e.to_string());
+        source = e.source();
+    }
+    chain
+}
+
+/// The one error logger: `what` failed, with the cause chain (never a
+/// secret: errors carry ids and SQL messages, not request bodies).
+pub fn log_error(what: &str, error: &dyn std::error::Error) {
+    tracing::error!(error = %error_chain(error), "{what}");
+}

@@ -52,7 +52,7 @@ impl LeaseReaper {
                 _ = tick.tick() => {}
             }
             if let Err(error) = self.reap().await {
-                tracing::error!(error = %error, "lease reaper pass failed");
+                crate::telemetry::log_error("lease reaper pass failed", &error);
             }
             passes += 1;
             if passes.is_multiple_of(600)

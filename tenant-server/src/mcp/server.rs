@@ -84,20 +84,9 @@ fn refuse(error: impl Into<ApiError>) -> CallToolResult {
     let error = error.into();
     let (status, code, message, details) = error.parts();
     if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %error_chain(&error), "mcp tool failed");
+        crate::telemetry::log_error("mcp tool failed", &error);
     }
     tool_error(code, message, details)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        chain.push_str(": ");
-        chain.push_str(&e.to_string());
-        source = e.source();
-    }
-    chain
 }
 
 fn ok(value: Value) -> CallToolResult {

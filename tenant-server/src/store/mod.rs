@@ -6,6 +6,7 @@
 //! transaction, which is what makes a claim atomic. Reads use
 //! [`Store::reader`] and never wait for writers (WAL).
 
+pub mod auth_cache;
 pub mod boards;
 pub mod comments;
 pub mod error;
@@ -56,6 +57,8 @@ pub struct Store {
     /// Ticks after every committed change (wakes long-polls, SSE streams
     /// and the webhook sender); the writer thread is what ticks it.
     pub changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Working tokens by secret hash (see `auth_cache`).
+    pub auth: Arc<auth_cache::AuthCache>,
     path: PathBuf,
 }
 
@@ -134,6 +137,7 @@ impl Store {
             writer,
             reader,
             changes,
+            auth: Arc::default(),
             path,
         })
     }

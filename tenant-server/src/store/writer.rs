@@ -104,7 +104,7 @@ impl std::fmt::Debug for Writer {
 
 /// The writer's pragmas: those of `super::connect_options`, so the file
 /// behaves the same whichever connection touches it.
-fn open_connection(path: &Path, durability: super::Durability) -> rusqlite::Result<Connection> {
+pub fn open_connection(path: &Path, durability: super::Durability) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
