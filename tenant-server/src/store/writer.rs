@@ -26,6 +26,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -94,6 +95,20 @@ type Job = Box<dyn FnOnce(&Tx<'_>) -> Ran + Send>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    groups: AtomicU64,
+    commands: AtomicU64,
+}
+
+/// How much grouping happened: commands executed, transactions committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    pub groups: u64,
+    pub commands: u64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -138,11 +153,21 @@ impl Writer {
     ) -> Result<Self, WriterError> {
         let conn = open_connection(path, durability)?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let counters = Arc::new(Counters::default());
+        let counted = counters.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_thread(&conn, &queue, &changes))
+            .spawn(move || run_thread(&conn, &queue, &changes, &counted))
             .map_err(WriterError::Spawn)?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, counters })
+    }
+
+    /// Commands executed and groups committed (or rolled back) so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.counters.groups.load(Ordering::Relaxed),
+            commands: self.counters.commands.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `command` in the next group and answers once that group has
@@ -178,7 +203,12 @@ impl Writer {
     }
 }
 
-fn run_thread(conn: &Connection, queue: &mpsc::Receiver<Job>, changes: &watch::Sender<u64>) {
+fn run_thread(
+    conn: &Connection,
+    queue: &mpsc::Receiver<Job>,
+    changes: &watch::Sender<u64>,
+    counters: &Counters,
+) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = queue.recv() {
         group.push(first);
@@ -188,6 +218,10 @@ fn run_thread(conn: &Connection, queue: &mpsc::Receiver<Job>, changes: &watch::S
                 Err(_) => break,
             }
         }
+        counters.groups.fetch_add(1, Ordering::Relaxed);
+        counters
+            .commands
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
         if run_group(conn, &mut group) {
             changes.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -258,3 +292,7 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;
