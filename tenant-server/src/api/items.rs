@@ -234,8 +234,8 @@ pub async fn add_comment(
 ) -> ApiResult<(StatusCode, Json<Comment>)> {
     let caller = auth.require(Scope::QueueWrite)?;
     let comment = NewComment::parse(&req.body, req.kind)?;
-    let created = comments::add(
-        &state.store.writer,
+    let created = crate::commands::items::add_comment(
+        &state.store,
         caller,
         id,
         &comment,
@@ -243,7 +243,6 @@ pub async fn add_comment(
         store::now_ms(),
     )
     .await?;
-    state.notify_change();
     Ok((StatusCode::CREATED, Json(created)))
 }
 

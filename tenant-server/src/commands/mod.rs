@@ -8,4 +8,5 @@
 //! fires from that commit, so no edge announces changes itself. Reads stay
 //! on the store's reader pool and are called directly.
 
+pub mod items;
 pub mod queue;

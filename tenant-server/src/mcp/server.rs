@@ -19,7 +19,7 @@ use crate::domain::item::{
 use crate::domain::{DomainError, Principal, Scope};
 use crate::store::model::Item;
 use crate::store::queue::{ClaimOutcome, MoveTarget, QueueFilter, allowed};
-use crate::store::{self, CommandError, boards, comments, items};
+use crate::store::{self, CommandError, boards, items};
 use http::StatusCode;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
@@ -578,8 +578,8 @@ impl TaskHarborMcp {
             Ok(c) => c,
             Err(errors) => return refuse(errors),
         };
-        let result = comments::add(
-            &self.state.store.writer,
+        let result = crate::commands::items::add_comment(
+            &self.state.store,
             &caller,
             args.item_id,
             &comment,
@@ -587,9 +587,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 
