@@ -54,8 +54,9 @@ pub async fn create_item(
         blocked_by: req.blocked_by.as_deref(),
         lane_id: req.lane_id,
     })?;
-    let item = items::create(&state.store.writer, caller, board_id, &new, store::now_ms()).await?;
-    state.notify_change();
+    let item =
+        crate::commands::items::create(&state.store, caller, board_id, &new, store::now_ms())
+            .await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 

@@ -741,8 +741,8 @@ impl TaskHarborMcp {
             Ok(new) => new,
             Err(errors) => return refuse(errors),
         };
-        let created = match items::create(
-            &self.state.store.writer,
+        let created = match crate::commands::items::create(
+            &self.state.store,
             &caller,
             origin.board_id,
             &new,
@@ -753,7 +753,6 @@ impl TaskHarborMcp {
             Ok(item) => item,
             Err(e) => return refuse(e),
         };
-        self.state.notify_change();
         let holds = origin
             .claim
             .as_ref()
@@ -886,17 +885,14 @@ impl TaskHarborMcp {
             Ok(new) => new,
             Err(errors) => return refuse(errors),
         };
-        let result = items::create(
-            &self.state.store.writer,
+        let result = crate::commands::items::create(
+            &self.state.store,
             &caller,
             args.board_id,
             &new,
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 

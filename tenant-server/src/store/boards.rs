@@ -2,7 +2,7 @@
 
 use super::error::{CommandResult, not_found};
 use super::model::{Board, BoardRow, Lane, LaneRow};
-use crate::domain::board::{BoardPatch, DEFAULT_LANES, LanePatch, LaneRole, NewBoard, NewLane};
+use crate::domain::board::{BoardPatch, DEFAULT_LANES, LanePatch, NewBoard, NewLane};
 use crate::domain::{DomainError, Principal};
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -150,18 +150,6 @@ pub(crate) async fn load_lane(
         .fetch_optional(conn)
         .await?;
     row.map(Lane::try_from).transpose()
-}
-
-/// The first lane (by position) with one of `roles`, in order of preference.
-pub(crate) async fn first_lane_with(
-    conn: &mut SqliteConnection,
-    board_id: i64,
-    roles: &[LaneRole],
-) -> Result<Option<Lane>, sqlx::Error> {
-    let lanes = lanes_of(conn, board_id).await?;
-    Ok(roles
-        .iter()
-        .find_map(|role| lanes.iter().find(|l| l.role == *role).cloned()))
 }
 
 pub async fn list_lanes(

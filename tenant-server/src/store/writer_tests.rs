@@ -7,7 +7,7 @@ use crate::domain::board::{LaneRole, NewBoard};
 use crate::domain::item::{NewItem, NewItemInput};
 use crate::domain::{DomainError, Principal, Scope, WorkerKind};
 use crate::store::queue::{self, ClaimOutcome, MoveTarget, QueueFilter};
-use crate::store::{Durability, Store, boards, items, now_ms};
+use crate::store::{Durability, Store, boards, now_ms};
 use futures_util::future::join_all;
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -90,7 +90,7 @@ async fn fixture(item_count: usize) -> Fixture {
             lane_id: None,
         })
         .expect("item");
-        let item = items::create(&store.writer, &admin, board.id, &new, now)
+        let item = crate::commands::items::create(&store, &admin, board.id, &new, now)
             .await
             .expect("create item");
         item_ids.push(item.id);
