@@ -65,7 +65,6 @@ fn property_bounds() -> Vec<(&'static str, &'static str, Value)> {
             json!({"maxLength": l::REASON_MAX}),
         ),
         ("MoveRequest", "note", body.clone()),
-        ("ClaimNextRequest", "labels[]", label.clone()),
         ("CreateTokenRequest", "name", name.clone()),
         ("CreateTokenRequest", "scopes", json!({"minItems": 1})),
         (
