@@ -10,6 +10,21 @@ use serde_json::json;
 use sqlx::{SqliteConnection, SqlitePool};
 use utoipa::ToSchema;
 
+/// How a webhook signing secret starts (Standard Webhooks).
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// A fresh signing secret: `whsec_` + base64 of 32 random bytes.
+pub fn generate_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Webhook {
     pub id: i64,
@@ -115,7 +130,7 @@ pub async fn create(
     super::boards::load_board(&mut tx, board_id)
         .await?
         .ok_or_else(|| not_found("board"))?;
-    let secret = crate::delivery::signing::generate_secret();
+    let secret = generate_secret();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO webhooks (board_id, url, events, secret, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
@@ -207,7 +222,7 @@ pub async fn rotate_secret(
         .await?
         .filter(|w| caller.is_board_admin(w.board_id))
         .ok_or_else(|| not_found("webhook"))?;
-    let secret = crate::delivery::signing::generate_secret();
+    let secret = generate_secret();
     sqlx::query("UPDATE webhooks SET previous_secret = secret, previous_until = ?, secret = ?, updated_at = ? WHERE id = ?")
         .bind(now_ms + overlap_ms)
         .bind(&secret)
