@@ -140,7 +140,8 @@ impl Fleet {
     }
 
     /// A second tag of the tenant image (`localhost/taskharbor:<tag>`), for
-    /// upgrades: the same layers under another reference.
+    /// upgrades: the same layers under another reference (the archive keeps
+    /// `0.1.0` too; importing it again changes nothing).
     pub fn tag_tenant_image(&self, tag: &str) {
         let work = tempfile::tempdir().expect("temp dir");
         let layout = work.path().join("oci");
@@ -155,10 +156,6 @@ impl Fleet {
             .arg("--image")
             .arg(format!("{}:0.1.0", layout.display()))
             .arg(tag));
-        run(Command::new("umoci")
-            .arg("rmi")
-            .arg("--image")
-            .arg(format!("{}:0.1.0", layout.display())));
         let archive = work.path().join("tagged.tar");
         run(Command::new("tar")
             .arg("-C")
