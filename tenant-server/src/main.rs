@@ -36,6 +36,24 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Create(args)) => create_token(&cli.config, args).await,
+        Command::Healthcheck { url } => {
+            let url = url.unwrap_or_else(|| {
+                format!("http://127.0.0.1:{}/healthz", cli.config.listen.port())
+            });
+            let response = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{url} answered {}",
+                response.status()
+            );
+            Ok(())
+        }
         Command::Mcp { url, token } => Ok(taskharbor::mcp::bridge::run(&url, token).await?),
         Command::Openapi => {
             println!("{}", taskharbor::api::ops::openapi_json());
