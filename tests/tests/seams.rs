@@ -17,23 +17,15 @@ use taskharbor_operator::{
 };
 use tower::ServiceExt;
 
-/// Every environment variable the tenant server reads (its clap `Config`,
-/// global flags included).
+/// Every environment variable `taskharbor serve` reads: the arguments of
+/// its clap `Config` (flattened into the top-level command). Subcommands'
+/// own variables (e.g. the MCP bridge's `TASKHARBOR_TOKEN`) do not count.
 fn server_env() -> BTreeSet<String> {
-    let command = taskharbor::config::Cli::command();
-    let mut names: BTreeSet<String> = command
+    taskharbor::config::Cli::command()
         .get_arguments()
         .filter_map(|a| a.get_env())
         .map(|e| e.to_string_lossy().into_owned())
-        .collect();
-    for sub in command.get_subcommands() {
-        names.extend(
-            sub.get_arguments()
-                .filter_map(|a| a.get_env())
-                .map(|e| e.to_string_lossy().into_owned()),
-        );
-    }
-    names
+        .collect()
 }
 
 fn operator_container(spec: serde_json::Value) -> Container {
