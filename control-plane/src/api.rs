@@ -80,7 +80,7 @@ async fn submit(state: &AppState, parts: &Parts, body: Body) -> Result<(), Rejec
     let reject = |error, input| Rejected { error, input };
     let kind = body_kind(&parts.headers);
     if let Some(ip) = client_ip(parts, state.settings.trust_proxy)
-        && let Err(retry_after_secs) = state.limiter.check(ip)
+        && let Err(retry_after_secs) = state.limiter.check(ip).await
     {
         state.metrics.error("rate_limited");
         return Err(reject(
@@ -327,7 +327,7 @@ pub async fn approve(
     let tenant = body.tenant.trim().to_owned();
     let spec = domain::tenant_spec(&tenant, &state.settings.tenant_version)
         .map_err(|e| ApiError::Validation([("tenant", e.to_string())].into_iter().collect()))?;
-    let resource = fleet::resource(&tenant, spec, &state.settings.tenants_namespace);
+    let resource = fleet::resource(&tenant, spec, &state.settings.tenants_namespace, id);
     let Some(cluster) = &state.cluster else {
         let yaml = fleet::resource_yaml(&resource)
             .map_err(|e| ApiError::Internal(format!("rendering YAML: {e}")))?;
@@ -356,6 +356,9 @@ pub async fn approve(
         }
         return Err(cluster_error(&state, e));
     }
+    // If the process dies before this line, the follower's repair finds the
+    // approval without a recorded resource and completes it.
+    store::mark_resource_created(&state.pool, &tenant).await?;
     state.metrics.approvals.with_label_values(&["kube"]).inc();
     let reveal = issue_reveal(&state, &tenant).await?;
     Ok((

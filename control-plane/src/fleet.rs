@@ -28,6 +28,13 @@ use crate::{
 
 /// Field manager / creator name recorded on the resources we write.
 pub const MANAGER: &str = "taskharbor-control-plane";
+/// Annotation naming the signup a resource was created for: it makes
+/// creation idempotent (a 409 on a resource carrying our signup id is our
+/// own earlier create, not someone else's tenant).
+pub const SIGNUP_ANNOTATION: &str = "taskharbor.dev/signup-id";
+/// The timer repair leaves approvals younger than this to the request that
+/// is still creating their resource.
+pub const REPAIR_MIN_AGE: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Cluster {
@@ -52,10 +59,11 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 }
 
 /// The resource the control plane creates for an approved tenant: named
-/// after the tenant, in the tenants namespace.
-pub fn resource(tenant: &str, spec: TaskHarborSpec, namespace: &str) -> TaskHarbor {
+/// after the tenant, in the tenants namespace, annotated with its signup.
+pub fn resource(tenant: &str, spec: TaskHarborSpec, namespace: &str, signup_id: i64) -> TaskHarbor {
     let mut th = TaskHarbor::new(tenant, spec);
     th.metadata.namespace = Some(namespace.to_owned());
+    th.metadata.annotations = Some([(SIGNUP_ANNOTATION.to_owned(), signup_id.to_string())].into());
     th.metadata.labels = Some(
         [(
             "app.kubernetes.io/managed-by".to_owned(),
@@ -81,16 +89,31 @@ impl Cluster {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// Creates the resource. Idempotent: when it already exists with the
+    /// same signup annotation (an earlier attempt, or the repair, got there
+    /// first), that is success.
     pub async fn create(&self, th: &TaskHarbor) -> Result<(), ClusterError> {
         let params = PostParams {
             field_manager: Some(MANAGER.to_owned()),
             ..PostParams::default()
         };
+        let name = th.metadata.name.clone().unwrap_or_default();
         match self.api().create(&params, th).await {
             Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 409) => Err(ClusterError::AlreadyExists(
-                th.metadata.name.clone().unwrap_or_default(),
-            )),
+            Err(e) if is_status(&e, 409) => {
+                let ours = |t: &TaskHarbor| {
+                    t.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(SIGNUP_ANNOTATION))
+                        .cloned()
+                };
+                let existing = self.api().get_opt(&name).await?;
+                match existing {
+                    Some(live) if ours(&live).is_some() && ours(&live) == ours(th) => Ok(()),
+                    _ => Err(ClusterError::AlreadyExists(name)),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -199,18 +222,73 @@ pub async fn sync_once(
     Ok(())
 }
 
-/// Runs [`sync_once`] every `interval` until `shutdown` turns true. A list
-/// per interval (rather than a watch per tenant) keeps the follower simple
-/// and restart-safe: the database says which tenants to follow.
+/// Completes approvals that were recorded but whose resource was never
+/// created (the process died between the two steps): creates each resource
+/// (idempotently) and records it. Returns how many were repaired.
+pub async fn repair_once(
+    cluster: &Cluster,
+    pool: &SqlitePool,
+    tenant_version: &str,
+    min_age: Duration,
+) -> Result<usize, String> {
+    let pending = store::unprovisioned(pool, min_age)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut repaired = 0;
+    for (tenant, signup_id) in pending {
+        let spec =
+            crate::domain::tenant_spec(&tenant, tenant_version).map_err(|e| e.to_string())?;
+        let th = resource(&tenant, spec, &cluster.namespace, signup_id);
+        match cluster.create(&th).await {
+            Ok(()) => {
+                store::mark_resource_created(pool, &tenant)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(%tenant, "completed an interrupted approval: resource created");
+                repaired += 1;
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "repairing an interrupted approval failed")
+            }
+        }
+    }
+    Ok(repaired)
+}
+
+/// What the follower needs besides the cluster and the database.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    pub interval: Duration,
+    pub reveal_ttl: Duration,
+    /// Version given to resources re-created by the repair.
+    pub tenant_version: String,
+}
+
+/// Repairs interrupted approvals at once (nothing else in this process is
+/// creating resources yet), then every `interval` runs [`sync_once`] and
+/// the repair of approvals older than [`REPAIR_MIN_AGE`], until `shutdown`
+/// turns true. A list per interval (rather than a watch per tenant) keeps
+/// the follower simple and restart-safe: the database says which tenants
+/// to follow.
 pub async fn follow(
     cluster: Cluster,
     pool: SqlitePool,
     metrics: Metrics,
-    interval: Duration,
-    reveal_ttl: Duration,
+    settings: FollowSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let FollowSettings {
+        interval,
+        reveal_ttl,
+        tenant_version,
+    } = settings;
+    let mut min_age = Duration::ZERO;
     loop {
+        if let Err(e) = repair_once(&cluster, &pool, &tenant_version, min_age).await {
+            metrics.error("database");
+            tracing::warn!(error = %e, "approval repair failed; retrying");
+        }
+        min_age = REPAIR_MIN_AGE;
         if let Err(e) = sync_once(&cluster, &pool, &metrics, reveal_ttl).await {
             tracing::warn!(error = %e, "fleet sync failed; retrying");
         }

@@ -125,6 +125,8 @@ impl AppState {
         pool: SqlitePool,
         cluster: Option<Cluster>,
     ) -> Result<Self, StartupError> {
+        let limiter =
+            RateLimiter::new(pool.clone(), config.signup_rate_limit, config.rate_window());
         Ok(Self {
             pool,
             settings: Arc::new(Settings::from_config(config)),
@@ -132,7 +134,7 @@ impl AppState {
             cluster,
             templates: Arc::new(templates()?),
             metrics: Metrics::new()?,
-            limiter: RateLimiter::new(config.signup_rate_limit, config.rate_window()),
+            limiter,
         })
     }
 }

@@ -43,7 +43,11 @@ async fn main() -> anyhow::Result<()> {
     // The plaintext admin token goes away with `config`; only its hash stays.
     let listen = config.listen;
     let sync_interval = Duration::from_millis(config.fleet_sync_ms.max(100));
-    let reveal_ttl = config.reveal_ttl();
+    let follow_settings = fleet::FollowSettings {
+        interval: sync_interval,
+        reveal_ttl: config.reveal_ttl(),
+        tenant_version: config.tenant_version.clone(),
+    };
     drop(config);
 
     let (stop, stopped) = watch::channel(false);
@@ -52,8 +56,7 @@ async fn main() -> anyhow::Result<()> {
             cluster,
             pool,
             state.metrics.clone(),
-            sync_interval,
-            reveal_ttl,
+            follow_settings,
             stopped.clone(),
         ))
     });

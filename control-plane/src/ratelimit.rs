@@ -1,59 +1,85 @@
 //! Per-client fixed-window rate limit of waitlist submissions, and how the
 //! client address is determined (socket, or `X-Forwarded-For` only when the
 //! operator says a trusted proxy sits in front).
+//!
+//! The windows live in the control plane's SQLite database (`rate_windows`,
+//! one upsert per submission), so a restart does not reset anyone's
+//! allowance.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use axum::{extract::ConnectInfo, http::request::Parts};
+use sqlx::SqlitePool;
+
+use crate::store::now_ms;
 
 #[derive(Clone)]
 pub struct RateLimiter {
+    pool: SqlitePool,
     limit: u32,
     window: Duration,
-    windows: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+    checks: Arc<AtomicU64>,
 }
 
-/// Above this many tracked addresses, expired windows are swept.
-const SWEEP_AT: usize = 10_000;
+/// Every this many checks, windows that have ended are deleted.
+const SWEEP_EVERY: u64 = 1_000;
 
 impl RateLimiter {
-    pub fn new(limit: u32, window: Duration) -> Self {
+    pub fn new(pool: SqlitePool, limit: u32, window: Duration) -> Self {
         Self {
+            pool,
             limit,
             window,
-            windows: Arc::new(Mutex::new(HashMap::new())),
+            checks: Arc::default(),
         }
     }
 
     /// Counts one request of `client`; `Err(seconds)` when over the limit,
-    /// with the time until its window ends.
-    pub fn check(&self, client: IpAddr) -> Result<(), u64> {
-        let now = Instant::now();
-        // A poisoned lock only means another request panicked mid-update;
-        // the counters are still usable.
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if windows.len() >= SWEEP_AT {
-            let window = self.window;
-            windows.retain(|_, (start, _)| now.duration_since(*start) < window);
+    /// with the time until its window ends. A database failure lets the
+    /// request through (logged): the waitlist stays up, and the insert that
+    /// follows would fail the same way anyway.
+    pub async fn check(&self, client: IpAddr) -> Result<(), u64> {
+        let now = now_ms();
+        let window_ms = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let swept = sqlx::query("DELETE FROM rate_windows WHERE window_start <= ?")
+                .bind(now.saturating_sub(window_ms))
+                .execute(&self.pool)
+                .await;
+            if let Err(error) = swept {
+                tracing::warn!(%error, "sweeping rate-limit windows failed");
+            }
         }
-        let entry = windows.entry(client).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
+        let row: Result<(i64, i64), sqlx::Error> = sqlx::query_as(
+            "INSERT INTO rate_windows (client, window_start, count) VALUES (?1, ?2, 1) \
+             ON CONFLICT (client) DO UPDATE SET \
+               count = CASE WHEN ?2 - window_start >= ?3 THEN 1 ELSE count + 1 END, \
+               window_start = CASE WHEN ?2 - window_start >= ?3 THEN ?2 ELSE window_start END \
+             RETURNING window_start, count",
+        )
+        .bind(client.to_string())
+        .bind(now)
+        .bind(window_ms)
+        .fetch_one(&self.pool)
+        .await;
+        match row {
+            Ok((start, count)) if count > i64::from(self.limit) => {
+                let left_ms = (start.saturating_add(window_ms) - now).max(0);
+                Err(u64::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1))
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::error!(%error, "rate-limit check failed; letting the request through");
+                Ok(())
+            }
         }
-        if entry.1 >= self.limit {
-            let left = self.window.saturating_sub(now.duration_since(entry.0));
-            return Err(left.as_secs().max(1));
-        }
-        entry.1 += 1;
-        Ok(())
     }
 }
 
@@ -83,16 +109,38 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn limit_applies_per_address_and_reports_the_wait() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
+    async fn pool(dir: &std::path::Path) -> SqlitePool {
+        crate::store::connect(&dir.join("cp.db"))
+            .await
+            .expect("database")
+    }
+
+    #[tokio::test]
+    async fn limit_applies_per_address_and_reports_the_wait() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let limiter = RateLimiter::new(pool(dir.path()).await, 2, Duration::from_secs(60));
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
-        assert!(limiter.check(a).is_ok());
-        assert!(limiter.check(a).is_ok());
-        let wait = limiter.check(a).expect_err("third is limited");
+        assert!(limiter.check(a).await.is_ok());
+        assert!(limiter.check(a).await.is_ok());
+        let wait = limiter.check(a).await.expect_err("third is limited");
         assert!((1..=60).contains(&wait));
-        assert!(limiter.check(b).is_ok());
+        assert!(limiter.check(b).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_limit_survives_a_restart_and_a_window_ends() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let first = pool(dir.path()).await;
+        let limiter = RateLimiter::new(first.clone(), 1, Duration::from_millis(1500));
+        assert!(limiter.check(a).await.is_ok());
+        first.close().await;
+        // A new process over the same database file.
+        let limiter = RateLimiter::new(pool(dir.path()).await, 1, Duration::from_millis(1500));
+        assert!(limiter.check(a).await.is_err(), "restart reset the window");
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert!(limiter.check(a).await.is_ok(), "a new window allows again");
     }
 
     #[test]

@@ -499,3 +499,34 @@ pub async fn followed_tenants(pool: &SqlitePool) -> Result<Vec<String>, StoreErr
     .fetch_all(pool)
     .await?)
 }
+
+/// Records that the tenant's `TaskHarbor` resource exists (created by the
+/// approval, or by the repair after an interrupted one).
+pub async fn mark_resource_created(pool: &SqlitePool, tenant: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenants SET resource_created_at = ? WHERE tenant = ? AND resource_created_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(tenant)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Approvals recorded at least `min_age` ago whose resource was never
+/// confirmed created (the process stopped between the two steps), with
+/// their signup ids.
+pub async fn unprovisioned(
+    pool: &SqlitePool,
+    min_age: Duration,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let before = now_ms() - i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX / 2);
+    Ok(sqlx::query_as(
+        "SELECT tenant, signup_id FROM tenants \
+         WHERE state = 'provisioning' AND resource_created_at IS NULL AND approved_at <= ? \
+         ORDER BY approved_at",
+    )
+    .bind(before)
+    .fetch_all(pool)
+    .await?)
+}

@@ -61,6 +61,12 @@ pub enum Command {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Exit 0 when the server answers GET /healthz (container health checks; the image has no shell or curl).
+    Healthcheck {
+        /// URL to probe; default: http://127.0.0.1:<port of --listen>/healthz.
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Bridge MCP over stdio to a server's /mcp endpoint (for clients that only launch local servers).
     Mcp {
         /// The server's MCP endpoint, e.g. https://taskharbor.example.com/mcp.

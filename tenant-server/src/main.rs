@@ -77,6 +77,23 @@ async fn run() -> anyhow::Result<()> {
             print_out(&format!("backup written to {}", file.display()))
         }
         Some(Command::Token(TokenCommand::Create(args))) => create_token(top, args).await,
+        Some(Command::Healthcheck { url }) => {
+            let url =
+                url.unwrap_or_else(|| format!("http://127.0.0.1:{}/healthz", top.listen.port()));
+            let response = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()?
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{url} answered {}",
+                response.status()
+            );
+            Ok(())
+        }
         Some(Command::Admin(AdminCommand::Recover { data, name })) => {
             recover_admin(top, &data.resolve(top), &name).await
         }

@@ -48,8 +48,11 @@ impl App {
             cluster,
             pool,
             state.metrics.clone(),
-            Duration::from_millis(200),
-            Duration::from_secs(24 * 3600),
+            fleet::FollowSettings {
+                interval: Duration::from_millis(200),
+                reveal_ttl: Duration::from_secs(24 * 3600),
+                tenant_version: "0.1.0".into(),
+            },
             stopped.clone(),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Context, Error,
-    build::{self, BOOTSTRAP_TOKEN_KEY, MANAGER, TENANT_LABEL, TenantSecrets, WEBHOOK_SIGNING_KEY},
+    build::{self, BOOTSTRAP_TOKEN_KEY, MANAGER, SECRET_KEY_KEY, TENANT_LABEL, TenantSecrets},
 };
 
 /// Annotation holding the hash of the last applied desired object.
@@ -77,7 +77,7 @@ pub async fn tenant_secrets(
     };
     Ok(TenantSecrets {
         bootstrap_token: existing(BOOTSTRAP_TOKEN_KEY).unwrap_or_else(generate_token),
-        webhook_signing_key: existing(WEBHOOK_SIGNING_KEY).unwrap_or_else(random_urlsafe),
+        secret_key: existing(SECRET_KEY_KEY).unwrap_or_else(random_urlsafe),
     })
 }
 

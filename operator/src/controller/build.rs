@@ -36,8 +36,10 @@ use crate::crd::TaskHarbor;
 
 /// Key of the bootstrap admin token in the tenant Secret.
 pub const BOOTSTRAP_TOKEN_KEY: &str = "bootstrap-token";
-/// Key of the webhook signing key in the tenant Secret.
-pub const WEBHOOK_SIGNING_KEY: &str = "webhook-signing-key";
+/// Key of the tenant's secret-encryption key in the tenant Secret (the
+/// server's `TASKHARBOR_SECRET_KEY`: it encrypts stored sync tokens and
+/// webhook secrets, so it must outlive every pod and never rotate).
+pub const SECRET_KEY_KEY: &str = "secret-key";
 /// Optional sync credentials the control plane or an admin may add to the Secret.
 pub const GITHUB_TOKEN_KEY: &str = "github-token";
 pub const GITLAB_TOKEN_KEY: &str = "gitlab-token";
@@ -50,6 +52,12 @@ pub const DATA_VOLUME: &str = "data";
 /// Non-root uid/gid of the distroless image.
 pub const RUN_AS_USER: i64 = 65532;
 const HTTP_PORT: i32 = 8080;
+/// How long the server drains in-flight requests after SIGTERM
+/// (`TASKHARBOR_SHUTDOWN_GRACE_SECONDS`); the kubelet waits
+/// [`POD_GRACE_SECONDS`] before SIGKILL, so the drain always finishes and the
+/// database is closed cleanly.
+pub const SHUTDOWN_GRACE_SECONDS: i64 = 20;
+pub const POD_GRACE_SECONDS: i64 = 30;
 
 /// Operator-wide settings that shape the children (from command-line flags).
 #[derive(Clone, Debug)]
@@ -96,7 +104,7 @@ pub const DEFAULT_DENIED_CIDRS: &[&str] = &[
 #[derive(Clone, PartialEq)]
 pub struct TenantSecrets {
     pub bootstrap_token: String,
-    pub webhook_signing_key: String,
+    pub secret_key: String,
 }
 
 /// Everything that should exist for one tenant.
@@ -203,8 +211,8 @@ fn secret(meta: ObjectMeta, secrets: &TenantSecrets) -> Secret {
                 ByteString(secrets.bootstrap_token.as_bytes().to_vec()),
             ),
             (
-                WEBHOOK_SIGNING_KEY.to_owned(),
-                ByteString(secrets.webhook_signing_key.as_bytes().to_vec()),
+                SECRET_KEY_KEY.to_owned(),
+                ByteString(secrets.secret_key.as_bytes().to_vec()),
             ),
         ])),
         ..Secret::default()
@@ -259,15 +267,14 @@ fn stateful_set(th: &TaskHarbor, cfg: &BuildConfig, meta: ObjectMeta) -> Statefu
             BOOTSTRAP_TOKEN_KEY,
             false,
         ),
-        env_from_secret(
-            "TASKHARBOR_WEBHOOK_SIGNING_KEY",
-            &name,
-            WEBHOOK_SIGNING_KEY,
-            false,
+        env_from_secret("TASKHARBOR_SECRET_KEY", &name, SECRET_KEY_KEY, false),
+        env(
+            "TASKHARBOR_SYNC",
+            if spec.sync.enabled { "on" } else { "off" },
         ),
         env(
-            "TASKHARBOR_SYNC_ENABLED",
-            if spec.sync.enabled { "true" } else { "false" },
+            "TASKHARBOR_SHUTDOWN_GRACE_SECONDS",
+            &SHUTDOWN_GRACE_SECONDS.to_string(),
         ),
     ];
     if spec.sync.enabled {
@@ -389,6 +396,7 @@ fn stateful_set(th: &TaskHarbor, cfg: &BuildConfig, meta: ObjectMeta) -> Statefu
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
+                    termination_grace_period_seconds: Some(POD_GRACE_SECONDS),
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
                     security_context: Some(PodSecurityContext {
@@ -571,7 +579,7 @@ mod tests {
     fn secrets() -> TenantSecrets {
         TenantSecrets {
             bootstrap_token: "th_token".into(),
-            webhook_signing_key: "whkey".into(),
+            secret_key: "secretkey".into(),
         }
     }
 
@@ -856,6 +864,46 @@ mod tests {
         assert_eq!(
             container(&d).image.as_deref(),
             Some("mirror.local/taskharbor:0.3.0")
+        );
+    }
+
+    #[test]
+    fn sync_switch_secret_key_and_drain_time_use_the_servers_variables() {
+        let env = |spec| {
+            let d = desired(spec);
+            let c = container(&d).clone();
+            move |name: &str| env_value(&c, name).cloned()
+        };
+        let off = env(serde_json::json!({"tenant": "acme", "version": "0.1.0"}));
+        assert_eq!(
+            off("TASKHARBOR_SYNC").and_then(|e| e.value).as_deref(),
+            Some("off")
+        );
+        let on = env(
+            serde_json::json!({"tenant": "acme", "version": "0.1.0", "sync": {"enabled": true}}),
+        );
+        assert_eq!(
+            on("TASKHARBOR_SYNC").and_then(|e| e.value).as_deref(),
+            Some("on")
+        );
+        let key = on("TASKHARBOR_SECRET_KEY")
+            .and_then(|e| e.value_from)
+            .and_then(|v| v.secret_key_ref)
+            .expect("secret key from the tenant Secret");
+        assert_eq!(
+            (key.key.as_str(), key.optional),
+            (SECRET_KEY_KEY, Some(false))
+        );
+        let drain: i64 = on("TASKHARBOR_SHUTDOWN_GRACE_SECONDS")
+            .and_then(|e| e.value)
+            .and_then(|v| v.parse().ok())
+            .expect("drain time");
+        let d = desired(serde_json::json!({"tenant": "acme", "version": "0.1.0"}));
+        let pod_grace = pod(&d).termination_grace_period_seconds.expect("pod grace");
+        // The drain must end (and SQLite close) before the kubelet's SIGKILL.
+        assert!(
+            drain + 5 <= pod_grace,
+            "drain {drain}s vs pod grace {pod_grace}s"
         );
     }
 

@@ -68,6 +68,16 @@ fn free_port() -> Result<u16, String> {
 impl ControlPlane {
     /// Starts the control plane or explains exactly what is missing.
     pub fn start(options: StartOptions<'_>) -> Result<&'static ControlPlane, String> {
+        Self::start_with_env(options, &[])
+    }
+
+    /// [`ControlPlane::start`] with extra environment for the script, e.g.
+    /// `KCM_CONTROLLERS` (the controllers a real node needs: the PV binder,
+    /// node lifecycle, jobs).
+    pub fn start_with_env(
+        options: StartOptions<'_>,
+        extra_env: &[(&'static str, &str)],
+    ) -> Result<&'static ControlPlane, String> {
         let dir = shared_k8s_dir();
         let mut script = dir.join("k8s-control-plane.sh");
         if !script.exists() {
@@ -105,12 +115,13 @@ impl ControlPlane {
             .map_err(|e| e.to_string())?;
             script = copy;
         }
-        let env = vec![
+        let mut env = vec![
             ("RUN", run_dir.display().to_string()),
             ("API_PORT", free_port()?.to_string()),
             ("ETCD_PORT", free_port()?.to_string()),
             ("PEER_PORT", free_port()?.to_string()),
         ];
+        env.extend(extra_env.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let output = Command::new("bash")
             .arg(&script)
             .arg("start")
@@ -164,6 +175,11 @@ impl ControlPlane {
             .status();
         let _ = std::fs::remove_dir_all(&self.run_dir);
         let _ = std::fs::remove_file(self.run_dir.with_extension("sh"));
+    }
+
+    /// The private run directory (`RUN` of the shared scripts).
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
     }
 
     pub fn get() -> &'static ControlPlane {
