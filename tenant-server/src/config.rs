@@ -228,6 +228,15 @@ pub struct Config {
         global = true
     )]
     pub sync_min_interval_ms: u64,
+    /// How often each linked board polls its repository for changes webhooks missed, in milliseconds.
+    #[arg(
+        long,
+        env = "TASKHARBOR_SYNC_POLL_INTERVAL_MS",
+        default_value_t = 60_000,
+        global = true,
+        hide = true
+    )]
+    pub sync_poll_interval_ms: u64,
     /// Key that encrypts stored secrets (sync tokens, webhook secrets); unset: a key file in the data dir, created on first start (0600).
     #[arg(
         long,
