@@ -7,7 +7,7 @@
 
 use super::ProviderKind;
 use super::db;
-use super::github::{GhComment, GhIssue};
+use super::github::GhComment;
 use crate::AppState;
 use crate::api::error::ApiError;
 use crate::store::now_ms;
@@ -182,6 +182,15 @@ pub enum Delivery {
     Ignored,
 }
 
+/// The issue in a webhook body: only which one it is (its state is read
+/// from the API, since deliveries can arrive late or out of order).
+#[derive(Debug, Deserialize)]
+pub struct GhIssueRef {
+    pub number: i64,
+    #[serde(default)]
+    pub pull_request: Option<serde::de::IgnoredAny>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct GhSender {
     pub login: String,
@@ -191,7 +200,7 @@ pub struct GhSender {
 #[derive(Debug, Deserialize)]
 pub struct GhIssuesEvent {
     pub action: String,
-    pub issue: GhIssue,
+    pub issue: GhIssueRef,
     #[serde(default)]
     pub sender: Option<GhSender>,
 }
@@ -200,7 +209,7 @@ pub struct GhIssuesEvent {
 #[derive(Debug, Deserialize)]
 pub struct GhIssueCommentEvent {
     pub action: String,
-    pub issue: GhIssue,
+    pub issue: GhIssueRef,
     pub comment: GhComment,
 }
 

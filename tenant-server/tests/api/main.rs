@@ -12,5 +12,6 @@ mod mcp;
 mod operations;
 mod queue;
 mod receiver;
+mod sync;
 mod web;
 mod webhooks;
