@@ -98,6 +98,17 @@ pub struct LinkView {
     pub rate_limited_until: Option<Timestamp>,
 }
 
+/// The board's link as shown (no secrets), for the dashboard.
+pub async fn link_view(state: &AppState, board_id: i64) -> ApiResult<Option<LinkView>> {
+    match db::link(&state.store.reader, board_id)
+        .await
+        .map_err(|e| super::error::ApiError::Internal(e.into()))?
+    {
+        Some(link) => Ok(Some(view(state, &link, None).await?)),
+        None => Ok(None),
+    }
+}
+
 async fn view(state: &AppState, link: &LinkRow, secret: Option<String>) -> ApiResult<LinkView> {
     let pending = db::pending_count(&state.store.reader, link.board_id)
         .await
@@ -206,10 +217,23 @@ pub async fn prepare(
     {
         return Err(invalid("repo", format!("already linked to board {other}")));
     }
+    // A PUT without a token keeps the link's own token, if it has one.
+    let kept = match board_id {
+        Some(id) => db::link(&state.store.reader, id)
+            .await
+            .map_err(|e| super::error::ApiError::Internal(e.into()))?
+            .filter(|l| l.provider == req.provider.as_str())
+            .and_then(|l| {
+                l.token_sealed
+                    .and_then(|t| state.sync.open_token(id, &t).ok())
+            }),
+        None => None,
+    };
     let token = req
         .token
         .clone()
         .map(|t| t.0)
+        .or(kept)
         .or_else(|| req.provider.server_token(state))
         .ok_or_else(|| {
             invalid(
@@ -301,11 +325,17 @@ pub async fn store_link(
         provider: req.provider.as_str().into(),
         repo: req.repo.clone(),
         api_url: prepared.api_url,
-        token_sealed: req.token.as_ref().map(|t| {
-            state
-                .sync
-                .seal_token(board_id, secrecy::ExposeSecret::expose_secret(&t.0))
-        }),
+        token_sealed: match &req.token {
+            Some(t) => Some(
+                state
+                    .sync
+                    .seal_token(board_id, secrecy::ExposeSecret::expose_secret(&t.0)),
+            ),
+            None => existing
+                .as_ref()
+                .filter(|l| l.provider == req.provider.as_str())
+                .and_then(|l| l.token_sealed.clone()),
+        },
         secret_sealed,
         previous_secret_sealed: prev,
         previous_until: prev_until,

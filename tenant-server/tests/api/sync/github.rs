@@ -100,6 +100,32 @@ async fn linking_checks_repository_and_token_with_the_provider_and_never_returns
         "{}",
         r.body
     );
+    // "sync" on POST /api/boards: checked before the board exists.
+    let refused = s
+        .post(&s.admin, "/api/boards", json!({"name": "New", "key": "NEWB", "sync": {"provider": "github", "repo": "acme/other", "api_url": remote.base, "token": "ghp_bad"}}))
+        .await;
+    refused.expect_error(422, "validation_failed");
+    let boards = s.get(&s.admin, "/api/boards").await.expect(200);
+    assert!(
+        !boards.to_string().contains("NEWB"),
+        "a refused link created the board"
+    );
+    let second = Remote::start("acme/other").await;
+    let created = s
+        .post(&s.admin, "/api/boards", json!({"name": "New", "key": "NEWB", "sync": {"provider": "github", "repo": "acme/other", "api_url": second.base, "token": TOKEN, "import": "none"}}))
+        .await
+        .expect(201);
+    let id = created["id"].as_i64().expect("id");
+    let link = s
+        .get(&s.admin, &format!("/api/boards/{id}/sync"))
+        .await
+        .expect(200);
+    assert_eq!(link["repo"], "acme/other");
+    // A PUT without a token keeps the link's own token (pause and resume).
+    let paused = put_link(&s, id, json!({"provider": "github", "repo": "acme/other", "api_url": second.base, "enabled": false})).await.expect(200);
+    assert_eq!(paused["state"], "off");
+    let resumed = put_link(&s, id, json!({"provider": "github", "repo": "acme/other", "api_url": second.base, "import": "none"})).await.expect(200);
+    assert_eq!(resumed["state"], "ok");
 }
 
 #[tokio::test]
@@ -211,16 +237,32 @@ async fn every_field_mirrors_out_in_order_with_one_issue_per_item() {
         s.item_json(item).await["sync"]["state"] == "synced"
     })
     .await;
-    let r = remote.lock();
-    assert_eq!(r.count("create_issue"), 1);
-    assert_eq!(r.issues.len(), 1);
-    assert_eq!(r.comments.len(), 1);
+    {
+        let r = remote.lock();
+        assert_eq!(r.count("create_issue"), 1);
+        assert_eq!(r.issues.len(), 1);
+        assert_eq!(r.comments.len(), 1);
+        assert!(
+            !r.issues[&number]
+                .labels
+                .iter()
+                .any(|l| l.starts_with("status:"))
+        );
+    }
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     assert!(
-        !r.issues[&number]
-            .labels
-            .iter()
-            .any(|l| l.starts_with("status:"))
+        metrics.contains("taskharbor_sync_pushes_total{outcome=\"created\"} 1"),
+        "{metrics}"
     );
+    assert!(metrics.contains("taskharbor_sync_queue_depth"));
 }
 
 #[tokio::test]
