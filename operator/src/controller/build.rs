@@ -266,8 +266,8 @@ fn stateful_set(th: &TaskHarbor, cfg: &BuildConfig, meta: ObjectMeta) -> Statefu
             false,
         ),
         env(
-            "TASKHARBOR_SYNC_ENABLED",
-            if spec.sync.enabled { "true" } else { "false" },
+            "TASKHARBOR_SYNC",
+            if spec.sync.enabled { "on" } else { "off" },
         ),
     ];
     if spec.sync.enabled {
