@@ -216,11 +216,21 @@ impl Ctx<'_> {
 
     async fn record_error(&self, error: &SyncError) -> Result<(), sqlx::Error> {
         let text = error.to_string();
+        // A rate limit is persisted the moment it is known, so a restart
+        // during the wait still waits.
+        let blocked_until = matches!(error, SyncError::Provider(ProviderError::RateLimited(_)))
+            .then(|| {
+                self.state
+                    .sync
+                    .limiter(self.link.board_id, self.state.config.sync_min_interval_ms)
+                    .blocked_until_ms()
+            });
         db::record_progress(
             &self.state.store.writer,
             self.link.board_id,
             &db::LinkProgress {
                 last_error: Some(Some(&text)),
+                blocked_until,
                 ..Default::default()
             },
         )
@@ -908,6 +918,15 @@ impl Ctx<'_> {
                 tracing::info!(board = self.link.board_id, number = issue.number, error = %e, "issue not imported");
             }
         }
+        db::record_progress(
+            &self.state.store.writer,
+            self.link.board_id,
+            &db::LinkProgress {
+                last_error: Some(None),
+                ..Default::default()
+            },
+        )
+        .await?;
         db::record_import(
             &self.state.store.writer,
             self.link.board_id,

@@ -818,3 +818,69 @@ async fn unlinking_keeps_items_and_their_references_and_stops_mirroring() {
     .await;
     assert_eq!(remote.lock().issues.len(), 1);
 }
+
+#[tokio::test]
+async fn an_import_interrupted_by_a_restart_resumes_without_duplicates() {
+    let remote = Remote::start(REPO).await;
+    {
+        let mut r = remote.lock();
+        for n in 0..260 {
+            r.add_issue(&format!("Backlog issue {n}"), "", &[], "someone", false);
+        }
+    }
+    // Page 2 is refused with a 5-second rate limit: the restart lands
+    // mid-import, and the wait must survive it.
+    remote.fail_next("list_issues", Fault::Pass);
+    remote.fail_next("list_issues", Fault::RateLimit(5));
+    let s = server(0, |_| {}).await;
+    let admin = s.admin.clone();
+    let board = s.board("RES").await;
+    link_github(&s, board, &remote, "all").await;
+    eventually(30, "first page imported, second refused", || async {
+        s.get(&s.admin, &format!("/api/boards/{board}/sync"))
+            .await
+            .body["rate_limited_until"]
+            .is_string()
+    })
+    .await;
+    let (done, next): (bool, Option<String>) =
+        sqlx::query_as("SELECT import_done, import_next FROM sync_links WHERE board_id = ?")
+            .bind(board)
+            .fetch_one(&s.state.store.reader)
+            .await
+            .expect("link");
+    assert!(!done && next.is_some(), "stopped mid-import");
+    let dir = s.stop().await;
+    let s = crate::support::TestServer::start_in(dir, Some(admin), |c| {
+        c.allow_private_webhooks = true;
+        c.sync_min_interval_ms = 0;
+        c.sync_poll_interval_ms = 3_600_000;
+    })
+    .await;
+    eventually(60, "import finished after the restart", || async {
+        s.get(&s.admin, &format!("/api/boards/{board}/sync"))
+            .await
+            .body["state"]
+            == "ok"
+    })
+    .await;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items WHERE board_id = ?")
+        .bind(board)
+        .fetch_one(&s.state.store.reader)
+        .await
+        .expect("count");
+    assert_eq!(count, 260, "every issue imported exactly once");
+    let mapped: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT number) FROM sync_items WHERE board_id = ?")
+            .bind(board)
+            .fetch_one(&s.state.store.reader)
+            .await
+            .expect("count");
+    assert_eq!(mapped, 260);
+    assert_eq!(remote.lock().count("create_issue"), 0);
+    assert_eq!(
+        remote.lock().requests_while_blocked,
+        0,
+        "the restart waited for the reset"
+    );
+}

@@ -93,6 +93,8 @@ pub struct Recorded {
 
 #[derive(Debug)]
 pub enum Fault {
+    /// Let this call through (to aim a later fault at the next call).
+    Pass,
     /// Answer this status without applying the request.
     Status(u16),
     /// Apply the request, then answer this status (an unknown outcome).
@@ -355,6 +357,7 @@ fn gate(
         return Ok(Gate::Go);
     };
     match fault {
+        Fault::Pass => Ok(Gate::Go),
         Fault::Status(code) => Err(github_error(code, "scripted failure")),
         Fault::RateLimit(secs) => {
             s.blocked_until = now + secs;
