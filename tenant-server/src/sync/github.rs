@@ -181,13 +181,19 @@ impl GitHub {
     }
 
     /// Sends one request; returns status, headers and body text.
+    /// Waits for the limiter, sends (octocrab futures start only when
+    /// awaited), and reads the answer and its rate-limit headers.
     async fn send(
         &self,
+        kind: CallKind,
         request: impl Future<Output = octocrab::Result<http::Response<RawBody>>>,
     ) -> ProviderResult<(u16, HeaderMap, String)> {
-        let response = request
-            .await
-            .map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
+        self.limiter.ready(kind).await;
+        let response = request.await;
+        if kind != CallKind::Read {
+            self.limiter.mutation_done();
+        }
+        let response = response.map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = self
@@ -241,8 +247,10 @@ pub fn next_link(headers: &HeaderMap) -> Option<String> {
 
 impl Provider for GitHub {
     async fn verify(&self) -> ProviderResult<()> {
-        self.limiter.ready(CallKind::Read).await;
-        let (status, _, body) = self.send(self.client._get(self.repo_path(""))).await?;
+        let kind = CallKind::Read;
+        let (status, _, body) = self
+            .send(kind, self.client._get(self.repo_path("")))
+            .await?;
         Self::check(status, &body)?;
         let repo: GhRepository = Self::parse(&body)?;
         if repo.has_issues == Some(false) {
@@ -263,21 +271,24 @@ impl Provider for GitHub {
         body: &str,
         labels: &[String],
     ) -> ProviderResult<RemoteIssue> {
-        self.limiter.ready(CallKind::Create).await;
+        let kind = CallKind::Create;
         let request = GhCreateIssue {
             title,
             body,
             labels,
         };
         let (status, _, text) = self
-            .send(self.client._post(self.repo_path("/issues"), Some(&request)))
+            .send(
+                kind,
+                self.client._post(self.repo_path("/issues"), Some(&request)),
+            )
             .await?;
         Self::check(status, &text)?;
         Ok(Self::parse::<GhIssue>(&text)?.into())
     }
 
     async fn update_issue(&self, number: i64, change: &IssueChange) -> ProviderResult<RemoteIssue> {
-        self.limiter.ready(CallKind::Mutation).await;
+        let kind = CallKind::Mutation;
         let request = GhUpdateIssue {
             title: change.title.as_deref(),
             body: change.body.as_deref(),
@@ -294,6 +305,7 @@ impl Provider for GitHub {
         };
         let (status, _, text) = self
             .send(
+                kind,
                 self.client
                     ._patch(self.repo_path(&format!("/issues/{number}")), Some(&request)),
             )
@@ -303,9 +315,10 @@ impl Provider for GitHub {
     }
 
     async fn get_issue(&self, number: i64) -> ProviderResult<Option<RemoteIssue>> {
-        self.limiter.ready(CallKind::Read).await;
+        let kind = CallKind::Read;
         let (status, _, text) = self
             .send(
+                kind,
                 self.client
                     ._get(self.repo_path(&format!("/issues/{number}"))),
             )
@@ -320,7 +333,7 @@ impl Provider for GitHub {
     }
 
     async fn list_issues(&self, query: &IssueQuery) -> ProviderResult<IssuePage> {
-        self.limiter.ready(CallKind::Read).await;
+        let kind = CallKind::Read;
         let uri = match &query.page_url {
             Some(url) => url.clone(),
             None => {
@@ -348,7 +361,7 @@ impl Provider for GitHub {
             headers.insert(IF_NONE_MATCH, etag);
         }
         let (status, answer_headers, text) = self
-            .send(self.client._get_with_headers(uri, Some(headers)))
+            .send(kind, self.client._get_with_headers(uri, Some(headers)))
             .await?;
         Self::check(status, &text)?;
         let etag = answer_headers
@@ -372,21 +385,25 @@ impl Provider for GitHub {
     }
 
     async fn create_comment(&self, number: i64, body: &str) -> ProviderResult<RemoteComment> {
-        self.limiter.ready(CallKind::Create).await;
+        let kind = CallKind::Create;
         let (status, _, text) = self
-            .send(self.client._post(
-                self.repo_path(&format!("/issues/{number}/comments")),
-                Some(&GhCreateComment { body }),
-            ))
+            .send(
+                kind,
+                self.client._post(
+                    self.repo_path(&format!("/issues/{number}/comments")),
+                    Some(&GhCreateComment { body }),
+                ),
+            )
             .await?;
         Self::check(status, &text)?;
         Ok(Self::parse::<GhComment>(&text)?.into())
     }
 
     async fn list_comments(&self, number: i64) -> ProviderResult<Vec<RemoteComment>> {
-        self.limiter.ready(CallKind::Read).await;
+        let kind = CallKind::Read;
         let (status, _, text) = self
             .send(
+                kind,
                 self.client
                     ._get(self.repo_path(&format!("/issues/{number}/comments?per_page=100"))),
             )

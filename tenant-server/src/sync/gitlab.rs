@@ -171,10 +171,11 @@ impl GitLab {
         request: RequestBuilder,
     ) -> ProviderResult<(u16, reqwest::header::HeaderMap, String)> {
         self.limiter.ready(kind).await;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
+        let response = request.send().await;
+        if kind != CallKind::Read {
+            self.limiter.mutation_done();
+        }
+        let response = response.map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response

@@ -109,6 +109,14 @@ impl Limiter {
         }
     }
 
+    /// A mutation's answer arrived: the interval counts from here too, so
+    /// mutations are spaced as the provider sees them, not only as sent.
+    pub fn mutation_done(&self) {
+        let now = now_ms();
+        let mut s = self.lock();
+        s.last_mutation_ms = s.last_mutation_ms.max(now);
+    }
+
     /// Reads an answer's rate-limit headers. Returns how long to wait if
     /// the answer itself was a rate-limit refusal.
     pub fn observe(&self, status: u16, headers: &HeaderMap, body: &str) -> Option<Duration> {
