@@ -4,15 +4,17 @@
 pub mod lease_reaper;
 pub mod signing;
 pub mod ssrf;
+pub mod token_use;
 pub mod webhooks;
 
 use crate::{AppState, StopSignal};
 use tokio::task::JoinHandle;
 
 pub fn spawn_all(state: AppState, stop: StopSignal) -> Vec<JoinHandle<()>> {
-    let mut workers = vec![tokio::spawn(
-        lease_reaper::LeaseReaper::new(state.clone()).run(stop.clone()),
-    )];
+    let mut workers = vec![
+        tokio::spawn(lease_reaper::LeaseReaper::new(state.clone()).run(stop.clone())),
+        tokio::spawn(token_use::TokenUseRecorder::new(state.clone()).run(stop.clone())),
+    ];
     if crate::sync::enabled(&state) {
         workers.push(crate::sync::worker::spawn(state.clone(), stop.clone()));
     }

@@ -13,13 +13,14 @@ use super::db::{self, LinkRow, OutboxRow};
 use super::mapping::{self, BoardView, FooterContext, RemoteState};
 use super::provider::{IssueQuery, IssueState, Provider, ProviderError, RemoteIssue};
 use super::{AnyProvider, ProviderKind};
+use crate::commands;
 use crate::domain::board::LaneRole;
 use crate::domain::item::{ItemKind, ItemPatch, NewComment, NewItem};
 use crate::domain::{Principal, Scope, WorkerKind};
 use crate::store::error::CommandError;
 use crate::store::model::{Item, Timestamp};
 use crate::store::queue::MoveTarget;
-use crate::store::{comments, items, now_ms, queue};
+use crate::store::{items, now_ms};
 use crate::{AppState, StopSignal};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub enum SyncError {
     Database(#[from] sqlx::Error),
     #[error("the board refused the change: {0}")]
     Command(String),
+    #[error("database error: {0}")]
+    Writer(String),
 }
 
 impl From<CommandError> for SyncError {
@@ -46,6 +49,7 @@ impl From<CommandError> for SyncError {
         match e {
             CommandError::Database(db) => Self::Database(db),
             CommandError::Rule(rule) => Self::Command(rule.to_string()),
+            CommandError::Writer(w) => Self::Writer(w.to_string()),
         }
     }
 }
@@ -545,6 +549,8 @@ impl Ctx<'_> {
                         self.record_error(&SyncError::Provider(e)).await?;
                         return Ok(false);
                     }
+                    // The database failed: keep the delivery for the next round.
+                    Err(e @ (SyncError::Database(_) | SyncError::Writer(_))) => return Err(e),
                     Err(e) => {
                         tracing::info!(board = self.link.board_id, error = %e, "inbound delivery not applied");
                         "rejected"
@@ -687,7 +693,15 @@ impl Ctx<'_> {
         let _ = since;
         let comment =
             NewComment::parse(body, None).map_err(|e| SyncError::Command(format!("{e:?}")))?;
-        let created = comments::add(writer, &caller, item_id, &comment, None, now_ms()).await?;
+        let created = commands::items::add_comment(
+            &self.state.store,
+            &caller,
+            item_id,
+            &comment,
+            None,
+            now_ms(),
+        )
+        .await?;
         db::inbound_comment_added(writer, item_id, remote_id, created.id).await?;
         Ok("comment")
     }
@@ -770,7 +784,7 @@ impl Ctx<'_> {
                 } else {
                     LaneRole::Backlog
                 };
-                queue::move_item(
+                commands::queue::move_item(
                     &self.state.store,
                     &caller,
                     item.id,
@@ -850,13 +864,19 @@ impl Ctx<'_> {
                     lane_id: None,
                 })
                 .map_err(|e| SyncError::Command(format!("{e:?}")))?;
-                items::create(writer, &caller, self.link.board_id, &new, now_ms())
-                    .await?
-                    .id
+                commands::items::create(
+                    &self.state.store,
+                    &caller,
+                    self.link.board_id,
+                    &new,
+                    now_ms(),
+                )
+                .await?
+                .id
             }
         };
         if remote.state == IssueState::Closed {
-            queue::move_item(
+            commands::queue::move_item(
                 &self.state.store,
                 &caller,
                 item_id,
@@ -911,7 +931,7 @@ impl Ctx<'_> {
                 continue;
             }
             if let Err(e) = self.merge_issue(issue, "").await {
-                if let SyncError::Provider(_) | SyncError::Database(_) = e {
+                if let SyncError::Provider(_) | SyncError::Database(_) | SyncError::Writer(_) = e {
                     self.record_error(&e).await?;
                     return Ok(());
                 }
