@@ -243,10 +243,9 @@ impl Ctx<'_> {
 
     async fn load_item(&self, item_id: i64) -> Result<Option<Item>, SyncError> {
         let mut conn = self.state.store.reader.acquire().await?;
-        match items::reload(&mut conn, item_id, now_ms()).await {
-            Ok(item) => Ok(Some(item)),
-            Err(CommandError::Rule(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+        match items::load_row(&mut conn, item_id).await? {
+            Some(row) => Ok(Some(row.into_item(now_ms())?)),
+            None => Ok(None),
         }
     }
 
@@ -776,7 +775,16 @@ impl Ctx<'_> {
                 ..ItemPatch::default()
             };
             if !patch.is_empty() {
-                items::update(writer, &caller, item.id, &patch, None, None, now_ms()).await?;
+                commands::items::update(
+                    &self.state.store,
+                    &caller,
+                    item.id,
+                    &patch,
+                    None,
+                    None,
+                    now_ms(),
+                )
+                .await?;
             }
             if let Some(closed) = merge.closed {
                 let target = if closed {
