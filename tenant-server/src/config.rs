@@ -215,6 +215,14 @@ pub struct Config {
     /// At most one sync mutation per this many milliseconds, per repository.
     #[arg(long, env = "TASKHARBOR_SYNC_MIN_INTERVAL_MS", default_value_t = 1000)]
     pub sync_min_interval_ms: u64,
+    /// How often each linked board polls its repository for changes webhooks missed, in milliseconds.
+    #[arg(
+        long,
+        env = "TASKHARBOR_SYNC_POLL_INTERVAL_MS",
+        default_value_t = 60_000,
+        hide = true
+    )]
+    pub sync_poll_interval_ms: u64,
     /// Key that encrypts stored secrets (sync tokens, webhook secrets); unset: a key file in the data dir, created on first start (0600).
     #[arg(long, env = "TASKHARBOR_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<SecretString>,

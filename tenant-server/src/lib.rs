@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod domain;
 pub mod mcp;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod web;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub key_locks: Arc<KeyLocks>,
     /// Ticks after every committed change (wakes long-polls and streams).
     pub changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// GitHub/GitLab sync: sealing key, wake-ups, metrics, limiters.
+    pub sync: Arc<sync::SyncShared>,
 }
 
 impl FromRef<AppState> for BodyLimit {
@@ -57,6 +60,8 @@ pub enum StartError {
     Store(#[from] store::OpenStoreError),
     #[error("cannot set up metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    SecretKey(#[from] sync::crypto::KeyError),
 }
 
 impl AppState {
@@ -64,7 +69,13 @@ impl AppState {
     pub async fn open(config: Config) -> Result<Self, StartError> {
         let store = Store::open(&config.data_dir, config.sqlite_sync, config.readers).await?;
         let metrics = Metrics::new()?;
+        let keys = sync::crypto::SecretBox::load(config.secret_key.as_ref(), &config.data_dir)?;
+        let sync = Arc::new(sync::SyncShared::new(
+            keys,
+            sync::SyncMetrics::register(&metrics.registry)?,
+        ));
         Ok(Self {
+            sync,
             config: Arc::new(config),
             delivery_metrics: Arc::new(delivery::webhooks::DeliveryMetrics::register(
                 &metrics.registry,
@@ -105,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .merge(core)
         .merge(mcp::routes(&state))
         .merge(web::routes(&state))
+        .merge(sync::hooks::routes(&state))
         .fallback(api::not_found)
         .layer(from_fn(api::middleware::json_errors))
         .layer(from_fn_with_state(

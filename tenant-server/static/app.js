@@ -79,7 +79,7 @@
     if (then === 'secret') {
       const panel = el.closest('.panel') && $('.secret', el.closest('.panel'));
       if (panel && data) {
-        $('.secret-value', panel).textContent = data.token || data.secret || '';
+        $('.secret-value', panel).textContent = data.token || data.secret || data.webhook_secret || '';
         panel.hidden = false;
         const copy = $('[data-copy]', panel);
         if (copy) copy.focus();

@@ -21,6 +21,9 @@ pub struct CreateBoardRequest {
     pub name: String,
     /// 2–10 upper-case letters and digits; items read as `KEY-42`.
     pub key: String,
+    /// Link the new board to a GitHub or GitLab repository (as `PUT /api/boards/{id}/sync`).
+    #[serde(default)]
+    pub sync: Option<super::sync::LinkRequest>,
 }
 
 #[utoipa::path(post, path = "/api/boards", tag = "boards", request_body = CreateBoardRequest,
@@ -38,7 +41,16 @@ pub async fn create_board(
         .into());
     }
     let board = NewBoard::parse(&req.name, &req.key)?;
+    // The link is checked with the provider before the board exists, so a
+    // refused link creates nothing.
+    let link = match req.sync {
+        Some(link) => Some(super::sync::prepare(&state, None, link).await?),
+        None => None,
+    };
     let created = boards::create(&state.store.writer, &board, store::now_ms()).await?;
+    if let Some(link) = link {
+        super::sync::store_link(&state, created.id, link).await?;
+    }
     Ok((StatusCode::CREATED, Json(created)))
 }
 

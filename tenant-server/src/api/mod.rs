@@ -13,6 +13,7 @@ pub mod items;
 pub mod middleware;
 pub mod ops;
 pub mod queue;
+pub mod sync;
 pub mod tokens;
 pub mod webhooks;
 
@@ -82,6 +83,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::retry_delivery))
+        .routes(routes!(sync::put_link, sync::get_link, sync::delete_link))
+        .routes(routes!(sync::rotate_secret))
         .split_for_parts()
 }
 

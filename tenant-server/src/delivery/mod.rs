@@ -15,6 +15,9 @@ pub fn spawn_all(state: AppState, stop: StopSignal) -> Vec<JoinHandle<()>> {
         tokio::spawn(lease_reaper::LeaseReaper::new(state.clone()).run(stop.clone())),
         tokio::spawn(token_use::TokenUseRecorder::new(state.clone()).run(stop.clone())),
     ];
+    if crate::sync::enabled(&state) {
+        workers.push(crate::sync::worker::spawn(state.clone(), stop.clone()));
+    }
     match webhooks::WebhookSender::new(state) {
         Ok(sender) => workers.push(tokio::spawn(sender.run(stop))),
         Err(error) => tracing::error!(%error, "webhook delivery is not running"),

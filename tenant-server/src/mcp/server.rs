@@ -114,6 +114,7 @@ fn summary(item: &Item, me: i64) -> Value {
             "worker": c.worker.name, "mine": c.worker.id == me,
             "lease_expires_at": c.lease_expires_at, "token": c.token,
         })),
+        "sync": item.sync,
     })
 }
 

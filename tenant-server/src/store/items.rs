@@ -19,7 +19,13 @@ pub(crate) const SELECT_ITEM: &str = "SELECT i.id, i.board_id, b.key AS board_ke
      w.kind AS claim_worker_kind, i.claimed_at, i.lease_expires_at, i.claim_token, i.version, i.created_at, i.updated_at, \
      (SELECT json_group_array(d.blocked_by_id) FROM item_deps d WHERE d.item_id = i.id) AS blocked_by, \
      (SELECT COUNT(*) FROM item_deps d JOIN items bi ON bi.id = d.blocked_by_id \
-        WHERE d.item_id = i.id AND bi.status <> 'done') AS open_blockers \
+        WHERE d.item_id = i.id AND bi.status <> 'done') AS open_blockers, \
+     (SELECT CASE WHEN s.state = 'unlinked' THEN NULL WHEN s.item_id IS NOT NULL THEN json_object('provider', \
+        substr(s.repo_key, 1, instr(s.repo_key, '|') - 1), 'url', s.url, 'number', s.number, 'state', \
+        CASE WHEN s.state = 'synced' AND EXISTS (SELECT 1 FROM sync_outbox o WHERE o.item_id = i.id) THEN 'pending' ELSE s.state END, \
+        'error', s.error) \
+      WHEN l.board_id IS NOT NULL THEN json_object('provider', l.provider, 'state', 'pending') END \
+      FROM (SELECT 1) LEFT JOIN sync_items s ON s.item_id = i.id LEFT JOIN sync_links l ON l.board_id = i.board_id AND l.enabled = 1) AS sync \
      FROM items i JOIN boards b ON b.id = i.board_id LEFT JOIN workers w ON w.id = i.claim_worker_id";
 
 pub(crate) async fn load_row(

@@ -188,9 +188,24 @@ pub struct Item {
     /// Unfinished items among `blocked_by`.
     pub open_blockers: i64,
     pub claim: Option<ClaimView>,
+    /// The mirrored GitHub/GitLab issue, when the board is linked.
+    pub sync: Option<ItemSync>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Where an item's issue stands (API.md: `"sync"` on the item).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct ItemSync {
+    /// `github` or `gitlab`.
+    pub provider: String,
+    pub url: Option<String>,
+    pub number: Option<i64>,
+    /// `synced`, `pending`, `error` or `conflict`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The columns every item query selects (see `items::SELECT_ITEM`).
@@ -220,6 +235,8 @@ pub(crate) struct ItemRow {
     pub updated_at: i64,
     pub blocked_by: String,
     pub open_blockers: i64,
+    /// JSON of the item's sync state (see `ItemSync`), NULL when unlinked.
+    pub sync: Option<String>,
 }
 
 impl ItemRow {
@@ -298,6 +315,10 @@ impl ItemRow {
             agent_ready: self.agent_ready,
             open_blockers: self.open_blockers,
             claim,
+            sync: self
+                .sync
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
             version: self.version,
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
@@ -519,6 +540,7 @@ impl ItemRow {
             updated_at: r.get(21)?,
             blocked_by: r.get(22)?,
             open_blockers: r.get(23)?,
+            sync: r.get(24)?,
         })
     }
 }

@@ -385,6 +385,11 @@ pub struct CardView {
     pub holder_id: Option<i64>,
     pub lease_ms: Option<i64>,
     pub version: i64,
+    /// Sync badge: state, and the issue link when it is a web URL.
+    pub sync_state: Option<String>,
+    pub sync_number: Option<i64>,
+    pub sync_url: Option<String>,
+    pub sync_error: Option<String>,
 }
 
 impl CardView {
@@ -408,6 +413,15 @@ impl CardView {
             holder_id: item.claim.as_ref().map(|c| c.worker.id),
             lease_ms: item.claim.as_ref().map(|c| c.lease_expires_at.0),
             version: item.version,
+            sync_state: item.sync.as_ref().map(|s| s.state.clone()),
+            sync_number: item.sync.as_ref().and_then(|s| s.number),
+            // Only web links: a provider's answer must not become a script URL.
+            sync_url: item
+                .sync
+                .as_ref()
+                .and_then(|s| s.url.clone())
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            sync_error: item.sync.as_ref().and_then(|s| s.error.clone()),
         }
     }
 }
@@ -577,6 +591,8 @@ pub async fn settings(
     let mut context = base(&session, &format!("{} settings", board.name));
     context.insert("board", &board);
     context.insert("lanes", &lanes);
+    let sync = crate::api::sync::link_view(&state, id).await.ok().flatten();
+    context.insert("sync", &sync);
     context.insert(
         "roles",
         &crate::domain::board::LaneRole::ALL.map(|r| r.as_str()),

@@ -99,6 +99,7 @@ fn item(id: i64, title: &str) -> Item {
             lease_expires_at: Timestamp(1_800_000),
             token: 1,
         }),
+        sync: None,
         version: 3,
         created_at: Timestamp(0),
         updated_at: Timestamp(0),

@@ -13,5 +13,6 @@ mod mcp;
 mod operations;
 mod queue;
 mod receiver;
+mod sync;
 mod web;
 mod webhooks;
