@@ -9,6 +9,8 @@
 //! sign-out and user creation. `health` holds the read-only queue health
 //! queries.
 
+pub mod charts;
+pub mod flow;
 pub mod health;
 pub mod pages;
 pub mod session;
@@ -36,6 +38,7 @@ pub fn routes(state: &AppState) -> Router {
         .route("/boards/{id}/settings", get(pages::settings))
         .route("/boards/{id}/webhooks", get(pages::webhooks))
         .route("/boards/{id}/health", get(pages::health))
+        .route("/boards/{id}/flow", get(flow::flow_page))
         .route("/items/{id}", get(pages::item))
         .route("/tokens", get(pages::tokens))
         .route("/users", get(pages::users).post(pages::create_user))
@@ -103,7 +106,7 @@ async fn js() -> Response {
 }
 
 /// Every template, by name; `.html` names turn tera's autoescape on.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     (
         "base.html",
         include_str!("../../../templates/tenant/base.html"),
@@ -151,6 +154,10 @@ const TEMPLATES: [(&str, &str); 13] = [
     (
         "health.html",
         include_str!("../../../templates/tenant/health.html"),
+    ),
+    (
+        "flow.html",
+        include_str!("../../../templates/tenant/flow.html"),
     ),
     (
         "error.html",

@@ -12,5 +12,6 @@ mod mcp;
 mod operations;
 mod queue;
 mod receiver;
+mod stats;
 mod web;
 mod webhooks;

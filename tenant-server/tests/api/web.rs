@@ -581,6 +581,7 @@ async fn every_page_renders_for_a_signed_in_admin_and_escapes_titles() {
         format!("/boards/{board}/settings"),
         format!("/boards/{board}/webhooks"),
         format!("/boards/{board}/health"),
+        format!("/boards/{board}/flow"),
         format!("/items/{item}"),
         "/tokens".to_owned(),
         "/users".to_owned(),
@@ -609,6 +610,17 @@ async fn every_page_renders_for_a_signed_in_admin_and_escapes_titles() {
             .body
             .contains(r#"<span class="who who-agent">agent</span> bot-1"#)
     );
+    // The flow page draws its charts and names the agent holding a claim.
+    let flow = browser.get(&format!("/boards/{board}/flow")).await;
+    assert_eq!(flow.body.matches("<svg class=\"chart\"").count(), 8);
+    assert!(flow.body.contains("bot-1 (agent)"), "{}", flow.body);
+    let bad = browser
+        .get(&format!(
+            "/boards/{board}/flow?from=2026-02-01&to=2026-01-01"
+        ))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("must not be after to"));
     let item_page = browser.get(&format!("/items/{item}")).await;
     assert!(item_page.body.contains("c-checkpoint"));
     assert!(item_page.body.contains("claimed it"));
