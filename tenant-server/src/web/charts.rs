@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-const W: f64 = 640.0;
+const W: f64 = 600.0;
 const H: f64 = 230.0;
 const LEFT: f64 = 40.0;
 const RIGHT: f64 = 10.0;
@@ -330,8 +330,8 @@ pub struct BarRow {
 /// Horizontal overlapping bars per row, on a shared scale.
 pub fn hbars(id: &str, title: &str, desc: &str, rows: &[BarRow], classes: &[&str]) -> String {
     let row_h = 26.0;
-    let label_w = 150.0;
-    let note_w = 190.0;
+    let label_w = 130.0;
+    let note_w = 200.0;
     let height = TOP + row_h * rows.len().max(1) as f64 + 6.0;
     let max = rows
         .iter()
@@ -350,7 +350,7 @@ pub fn hbars(id: &str, title: &str, desc: &str, rows: &[BarRow], classes: &[&str
     );
     for (i, row) in rows.iter().enumerate() {
         let y = TOP + row_h * i as f64;
-        let label: String = row.label.chars().take(22).collect();
+        let label: String = row.label.chars().take(20).collect();
         let _ = write!(
             out,
             "<text class=\"row-label{}\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
@@ -360,7 +360,9 @@ pub fn hbars(id: &str, title: &str, desc: &str, rows: &[BarRow], classes: &[&str
             escape(&label)
         );
         let mut order: Vec<(usize, i64)> = row.values.iter().copied().enumerate().collect();
-        order.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+        // Largest first so smaller bars stay visible on top; on a tie the
+        // later (lighter) value goes underneath.
+        order.sort_by_key(|(k, v)| (std::cmp::Reverse(*v), std::cmp::Reverse(*k)));
         for (k, v) in order {
             let width = (v as f64 / max * span).max(if v > 0 { 2.0 } else { 0.0 });
             let class = classes.get(k).copied().unwrap_or("s-bar");

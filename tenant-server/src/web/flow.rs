@@ -3,7 +3,6 @@
 //! date-range and worker-kind filters (a plain GET form, no script).
 
 use super::charts::{self, BarRow, Series};
-use super::health::human_duration;
 use super::pages::{AssetUrls, MeView, SignedIn};
 use super::{WebError, page};
 use crate::AppState;
@@ -14,6 +13,22 @@ use crate::store::{self, boards, stats};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+mod tests {
+    use super::short_duration;
+
+    #[test]
+    fn short_durations_keep_one_number_and_a_unit() {
+        assert_eq!(short_duration(42), "42 s");
+        assert_eq!(short_duration(20 * 60), "20 min");
+        assert_eq!(short_duration(5400), "1.5 h");
+        assert_eq!(short_duration(20 * 3600), "20 h");
+        assert_eq!(short_duration(36 * 3600), "36 h");
+        assert_eq!(short_duration(84 * 3600), "3.5 d");
+        assert_eq!(short_duration(12 * 86_400), "12 d");
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct FlowQuery {
@@ -40,8 +55,25 @@ pub struct Chart {
     pub svg: String,
 }
 
+/// `45 s`, `20 min`, `1.5 h`, `20 h`, `3.5 d`: one number a chart note can hold.
+pub fn short_duration(seconds: i64) -> String {
+    let one = |v: f64, unit: &str| {
+        if v < 10.0 && (v * 10.0).round() % 10.0 != 0.0 {
+            format!("{v:.1} {unit}")
+        } else {
+            format!("{} {unit}", v.round() as i64)
+        }
+    };
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 90 * 60 => format!("{} min", s / 60),
+        s if s < 48 * 3600 => one(s as f64 / 3600.0, "h"),
+        s => one(s as f64 / 86_400.0, "d"),
+    }
+}
+
 fn seconds(value: Option<i64>) -> String {
-    value.map_or_else(|| "–".into(), |s| human_duration(s * 1000))
+    value.map_or_else(|| "–".into(), short_duration)
 }
 
 fn spread(p: &Percentiles) -> String {
@@ -49,7 +81,7 @@ fn spread(p: &Percentiles) -> String {
         return "no data".into();
     }
     format!(
-        "p50 {} · p85 {} · p95 {} (n={})",
+        "{} · {} · {}  (n={})",
         seconds(p.p50_seconds),
         seconds(p.p85_seconds),
         seconds(p.p95_seconds),
@@ -167,7 +199,7 @@ pub fn headlines(report: &FlowReport) -> Vec<Headline> {
     });
     out.push(Headline {
         label: "Time blocked".into(),
-        value: human_duration(report.blocked.total_seconds * 1000),
+        value: short_duration(report.blocked.total_seconds),
         note: format!("{} blocked now", report.blocked.blocked_at_end),
         warn: report.blocked.blocked_at_end > 0,
     });
@@ -217,7 +249,7 @@ pub fn charts(report: &FlowReport) -> Vec<Chart> {
     out.push(Chart {
         id: "times".into(),
         title: "Cycle and lead time".into(),
-        help: "Dark: half of the items took at most this (p50); mid: 85 %; light: 95 %.".into(),
+        help: "Bars and numbers: p50 · p85 · p95. Half of the items took at most the dark bar, 85 % the mid one, 95 % the light one.".into(),
         svg: charts::hbars(
             "times",
             "Cycle and lead time percentiles",
@@ -240,7 +272,13 @@ pub fn charts(report: &FlowReport) -> Vec<Chart> {
             let full_days = l
                 .wip_limit
                 .map(|limit| l.peak.iter().filter(|p| **p >= limit).count());
-            let mut note = format!("p85 {} · {} now", seconds(l.stay.p85_seconds), l.now);
+            let mut note = format!(
+                "{} · {} · {} · {} now",
+                seconds(l.stay.p50_seconds),
+                seconds(l.stay.p85_seconds),
+                seconds(l.stay.p95_seconds),
+                l.now
+            );
             if let Some(days) = full_days.filter(|d| *d > 0) {
                 note.push_str(&format!(" · full {days} d"));
             }
@@ -255,7 +293,7 @@ pub fn charts(report: &FlowReport) -> Vec<Chart> {
     out.push(Chart {
         id: "lanes".into(),
         title: "Where work waits: time in each lane".into(),
-        help: "How long items stayed in a lane before moving on (p50 / p85 / p95); the longest wait is marked.".into(),
+        help: "How long items stayed in a lane before moving on (p50 · p85 · p95) and how many are there now; the longest wait is marked.".into(),
         svg: charts::hbars(
             "lanes",
             "Time spent in each lane",

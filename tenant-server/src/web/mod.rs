@@ -44,6 +44,7 @@ pub fn routes(state: &AppState) -> Router {
         .route("/users", get(pages::users).post(pages::create_user))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .route("/static/favicon.svg", get(favicon))
         .with_state(state.clone())
 }
 
@@ -96,6 +97,13 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+
+pub static FAVICON: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("../../static/favicon.svg"), "image/svg+xml"));
+
+async fn favicon() -> Response {
+    FAVICON.respond()
+}
 
 async fn css() -> Response {
     CSS.respond()

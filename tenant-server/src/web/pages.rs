@@ -50,6 +50,7 @@ impl FromRequestParts<AppState> for SignedIn {
 pub struct AssetUrls {
     pub css: String,
     pub js: String,
+    pub favicon: String,
 }
 
 impl AssetUrls {
@@ -57,6 +58,7 @@ impl AssetUrls {
         Self {
             css: format!("/static/app.css?v={}", super::CSS.hash),
             js: format!("/static/app.js?v={}", super::JS.hash),
+            favicon: format!("/static/favicon.svg?v={}", super::FAVICON.hash),
         }
     }
 }

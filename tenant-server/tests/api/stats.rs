@@ -82,7 +82,7 @@ impl Seeder<'_> {
 /// - day 26: hana claims an item at 09:00 and releases it at 11:00;
 /// - day 27 00:00 to day 28 00:00: an item sits in Blocked (24 h); from day
 ///   29 12:00 another one does, to the end of the range (12 h more).
-async fn seeded() -> (TestServer, i64) {
+pub(crate) async fn seeded() -> (TestServer, i64) {
     // The background reaper would expire the seeded claims at today's
     // time; this test expires them itself, at the seeded time.
     let server = TestServer::start_with(|c| c.reaper_interval_ms = 3_600_000).await;

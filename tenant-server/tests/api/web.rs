@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 
 /// A browser without a cookie jar: we carry the cookies by hand, so the
 /// tests see exactly what the server sets.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     session: Option<String>,
@@ -232,7 +232,7 @@ impl Browser {
 }
 
 /// Sets up the first admin (`ada`) and returns her signed-in browser.
-async fn first_admin(server: &TestServer) -> Browser {
+pub(crate) async fn first_admin(server: &TestServer) -> Browser {
     let mut browser = Browser::new(server);
     let page = browser
         .post_pre_session_form(
@@ -773,6 +773,154 @@ async fn the_dashboard_works_end_to_end_in_headless_chromium() {
         .expect_error(401, "unauthorized");
     let item = server.item_json(for_agent).await;
     assert_eq!(item["claim"]["worker"]["name"], "bot-7");
+}
+
+/// Runs `tests/e2e/<script>` with node against `server`, signed in as ada,
+/// and returns its `RESULT` line; panics (naming the prerequisites script)
+/// when Chromium or the node packages are missing.
+async fn run_node_script(
+    server: &TestServer,
+    script: &str,
+    artifacts: &std::path::Path,
+    env: &[(&str, String)],
+) -> (bool, Value) {
+    use tokio::io::AsyncBufReadExt;
+    let (_, node_dir, _) = e2e_paths();
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run .ci/web-prereqs.sh"
+    );
+    for package in ["playwright-core", "axe-core"] {
+        assert!(
+            node_dir
+                .join(format!("node_modules/{package}/package.json"))
+                .exists(),
+            "{package} is missing in {}: run .ci/web-prereqs.sh",
+            node_dir.display()
+        );
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(manifest.join("tests/e2e").join(script))
+        .arg(server.url(""))
+        .arg(artifacts)
+        .env("TASKHARBOR_E2E_NODE_DIR", &node_dir)
+        .env("E2E_USER", "ada")
+        .env("E2E_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
+        .spawn()
+        .expect("node is missing: install Node.js 18+ (see .ci/web-prereqs.sh)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut result = Value::Null;
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            println!("e2e: {line}");
+            if let Some(json) = line.strip_prefix("RESULT ") {
+                result = serde_json::from_str(json).unwrap_or(Value::Null);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(240), read)
+        .await
+        .expect("the browser run took over 4 minutes");
+    let status = child.wait().await.expect("node exit");
+    (status.success(), result)
+}
+
+/// Issue 14: every page at 1400 and 390 px in headless Chromium, with a
+/// seeded month of history so the flow charts have data. Each page must
+/// answer 200, not scroll sideways, carry a favicon, and pass axe-core
+/// with no serious or critical violation. Screenshots are kept in
+/// `target/e2e-artifacts/pages/<page>-<width>.png`.
+#[tokio::test]
+async fn every_page_fits_desk_and_phone_widths_and_passes_axe_in_headless_chromium() {
+    let (server, board) = crate::stats::seeded().await;
+    first_admin(&server).await;
+    let agent = server.agent("bot-7").await;
+    let held = server
+        .item_with(
+            board,
+            json!({"title": "Parse the **release notes** for PLAT links", "agent_ready": true,
+                   "labels": ["api", "docs"], "priority": 1,
+                   "body": "Steps:\n\n1. read `notes.md`\n2. [link](https://example.com)\n\n<b>raw</b>"}),
+        )
+        .await;
+    server
+        .post(
+            &agent,
+            &format!("/api/items/{held}/claim"),
+            json!({"start": true}),
+        )
+        .await
+        .expect(200);
+    server
+        .post(
+            &agent,
+            &format!("/api/items/{held}/comments"),
+            json!({"body": "Checkpoint: **half** done; next `step 2`", "kind": "checkpoint"}),
+        )
+        .await
+        .expect(201);
+    server
+        .item_with(
+            board,
+            json!({"title": "Login button does nothing on Safari", "kind": "defect", "priority": 0}),
+        )
+        .await;
+    server
+        .token("ci-runner", "agent", &["queue:write"], Some(board))
+        .await;
+    let pages = json!([
+        ["boards", "/boards"],
+        ["board", format!("/boards/{board}")],
+        [
+            "flow",
+            format!("/boards/{board}/flow?from=2026-01-01&to=2026-01-30")
+        ],
+        ["health", format!("/boards/{board}/health")],
+        ["settings", format!("/boards/{board}/settings")],
+        ["webhooks", format!("/boards/{board}/webhooks")],
+        ["item", format!("/items/{held}")],
+        ["tokens", "/tokens"],
+        ["users", "/users"],
+    ]);
+    let artifacts = e2e_paths().2.join("pages");
+    let (ok, result) = run_node_script(
+        &server,
+        "pages.mjs",
+        &artifacts,
+        &[("E2E_PAGES", pages.to_string())],
+    )
+    .await;
+    let results = result["results"].as_array().cloned().unwrap_or_default();
+    let bad: Vec<&Value> = results
+        .iter()
+        .filter(|r| {
+            r["status"] != 200
+                || r["overflow"] != 0
+                || r["violations"].as_array().is_none_or(|v| !v.is_empty())
+                || r["favicon"].is_null()
+        })
+        .collect();
+    assert!(
+        ok && bad.is_empty() && results.len() == 18,
+        "pages failed: {bad:#?}\nfull result: {result}\nscreenshots in {}",
+        artifacts.display()
+    );
+    for name in [
+        "board-1400.png",
+        "board-390.png",
+        "flow-1400.png",
+        "flow-390.png",
+    ] {
+        assert!(artifacts.join(name).exists(), "{name} was not saved");
+    }
 }
 
 /// Not a timed assertion: prints how long the server takes to answer a
