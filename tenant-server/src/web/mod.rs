@@ -12,6 +12,7 @@
 pub mod charts;
 pub mod flow;
 pub mod health;
+pub mod markdown;
 pub mod pages;
 pub mod session;
 

@@ -687,6 +687,8 @@ pub struct CommentView {
     pub author_kind: String,
     pub kind: String,
     pub body: String,
+    /// `body` as sanitised HTML ([`super::markdown`]).
+    pub body_html: String,
     pub at: String,
     pub at_iso: String,
 }
@@ -772,6 +774,7 @@ pub async fn item(
             author_kind: c.author.kind.as_str().to_owned(),
             kind: c.kind.as_str().to_owned(),
             body: c.body.clone(),
+            body_html: super::markdown::render(&c.body),
             at: format_ms(c.created_at.0),
             at_iso: c.created_at.to_rfc3339(),
         })
@@ -779,6 +782,7 @@ pub async fn item(
     let mut context = base(&session, &format!("{} {}", item.key, item.title));
     context.insert("card", &CardView::of(&item));
     context.insert("item", &item);
+    context.insert("body_html", &super::markdown::render(&item.body));
     context.insert(
         "item_json",
         &serde_json::to_string(&item).unwrap_or_default(),

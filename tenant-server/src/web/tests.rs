@@ -188,10 +188,11 @@ fn the_item_page_escapes_everything_it_shows() {
     context.insert("card", &CardView::of(&it));
     context.insert("item", &it);
     context.insert("lane", &"Ready");
+    context.insert("body_html", &super::markdown::render(XSS));
     context.insert(
         "comments",
-        &json!([{"author": "bot-1", "author_kind": "agent", "kind": "checkpoint", "body": XSS, "at": "2026-11-21 10:00 UTC", "at_iso": "2026-11-21T10:00:00Z"},
-                {"author": "ada", "author_kind": "human", "kind": "comment", "body": "plain", "at": "x", "at_iso": "x"}]),
+        &json!([{"author": "bot-1", "author_kind": "agent", "kind": "checkpoint", "body": XSS, "body_html": super::markdown::render(XSS), "at": "2026-11-21 10:00 UTC", "at_iso": "2026-11-21T10:00:00Z"},
+                {"author": "ada", "author_kind": "human", "kind": "comment", "body": "plain", "body_html": "<p>plain</p>", "at": "x", "at_iso": "x"}]),
     );
     context.insert(
         "timeline",

@@ -621,6 +621,38 @@ async fn every_page_renders_for_a_signed_in_admin_and_escapes_titles() {
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains("must not be after to"));
+    // Markdown (issue 14): rendered, but no script link, raw HTML or image
+    // survives, in the body or in a comment.
+    let hostile = "**bold** [ok](https://example.com) [bad](javascript:alert(1)) \
+                   [worse](JaVaScRiPt:alert(2)) <img src=x onerror=alert(3)> \
+                   ![pixel](https://tracker.example/p.gif) <script>alert(4)</script>";
+    let marked = server
+        .item_with(board, json!({"title": "markdown", "body": hostile}))
+        .await;
+    server
+        .post(
+            &agent,
+            &format!("/api/items/{marked}/comments"),
+            json!({"body": hostile}),
+        )
+        .await
+        .expect(201);
+    let page = browser.get(&format!("/items/{marked}")).await;
+    let lower = page.body.to_lowercase();
+    assert_eq!(page.body.matches("<strong>bold</strong>").count(), 2);
+    assert_eq!(
+        page.body
+            .matches(r#"<a href="https://example.com" rel="nofollow noopener noreferrer">ok</a>"#)
+            .count(),
+        2
+    );
+    assert!(
+        !lower.contains("href=\"javascript"),
+        "a script link survived"
+    );
+    assert!(!lower.contains("<img"), "an image survived");
+    assert!(!lower.contains("<script>alert"), "raw script survived");
+    assert!(page.body.contains("&lt;script&gt;alert(4)"));
     let item_page = browser.get(&format!("/items/{item}")).await;
     assert!(item_page.body.contains("c-checkpoint"));
     assert!(item_page.body.contains("claimed it"));
