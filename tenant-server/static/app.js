@@ -190,7 +190,9 @@
   const dragging = new Set();
   const moving = new Set();
   const deferred = new Set();
-  const isBusy = (id) => dragging.has(String(id)) || moving.has(String(id));
+  // A card whose menu is open is not replaced under the user either.
+  const menuOpen = (id) => !!$('#item-' + id + ' details.card-menu[open]');
+  const isBusy = (id) => dragging.has(String(id)) || moving.has(String(id)) || menuOpen(id);
   function settle(id) {
     if (!isBusy(id) && deferred.delete(String(id))) refreshCard(id);
   }
@@ -223,31 +225,42 @@
     const card = tpl.content.firstElementChild;
     if (!card) return;
     const current = $('#item-' + id);
-    const hadFocus = current && current.contains(document.activeElement) ? document.activeElement.dataset.act : null;
-    if (current) current.replaceWith(card);
+    const active = document.activeElement;
+    const hadFocus = current && current.contains(active) ? (active === current ? 'card' : active.dataset.act) : null;
+    if (current) { card.tabIndex = current.tabIndex; current.replaceWith(card); }
     placeCard(card);
     applyFilters();
     updateCounts();
     tickLeases();
-    if (hadFocus) { const b = $('[data-act="' + hadFocus + '"]', card); if (b) b.focus(); }
+    if (hadFocus === 'card') card.focus();
+    else if (hadFocus) { const b = $('[data-act="' + hadFocus + '"]', card); if (b) b.focus(); }
   }
   window.refreshCard = refreshCard;
 
+  // The refusal shows on the card while it snaps back, then clears once
+  // the card has settled (and at the card's next action).
   function cardError(card, text) {
     const msg = $('.msg', card);
     showMsg(msg, text, false);
     card.classList.add('rejected');
     setTimeout(() => card.classList.remove('rejected'), 1200);
+    clearTimeout(card.msgTimer);
+    card.msgTimer = setTimeout(() => { const c = $('#item-' + card.dataset.id); if (c) showMsg($('.msg', c), '', false); }, 5000);
   }
+  function clearCardError(card) { clearTimeout(card.msgTimer); showMsg($('.msg', card), '', false); }
 
   async function moveCard(card, laneId) {
     const id = card.dataset.id;
     const from = { parent: card.parentNode, next: card.nextElementSibling, lane: card.dataset.lane };
     if (String(laneId) === from.lane) return;
+    clearCardError(card);
     // Optimistic: the card moves now and snaps back if the API says no.
     moving.add(String(id));
+    // Moving a node in the DOM drops its focus; a keyboard user keeps it.
+    const hadFocus = document.activeElement === card;
     card.dataset.lane = laneId;
     placeCard(card);
+    if (hadFocus) card.focus();
     updateCounts();
     try {
       await api('POST', '/api/items/' + id + '/move', { lane_id: parseInt(laneId, 10) });
@@ -258,6 +271,7 @@
     } catch (e) {
       card.dataset.lane = from.lane;
       from.parent.insertBefore(card, from.next && from.next.parentNode === from.parent ? from.next : null);
+      if (hadFocus) card.focus();
       updateCounts();
       cardError(card, e.message);
       moving.delete(String(id));
@@ -267,6 +281,9 @@
 
   async function cardAction(card, act, button) {
     const id = card.dataset.id;
+    clearCardError(card);
+    const menu = button.closest('details');
+    if (menu) menu.open = false;
     try {
       if (act === 'claim') await api('POST', '/api/items/' + id + '/claim', {});
       else if (act === 'release') await api('POST', '/api/items/' + id + '/release', {});
@@ -296,7 +313,7 @@
     }
     button.after(select);
     select.focus();
-    const close = () => { select.remove(); };
+    const close = () => { select.remove(); const d = $('details.card-menu', card); if (d && d.open) d.open = false; };
     select.addEventListener('change', () => { const v = select.value; close(); if (v) moveCard(card, v).then(() => { const c = $('#item-' + card.dataset.id); const b = c && $('[data-act=move]', c); if (b) b.focus(); }); });
     select.addEventListener('keydown', (e) => { if (e.key === 'Escape') { close(); button.focus(); } });
     select.addEventListener('blur', () => setTimeout(close, 150));
@@ -324,9 +341,68 @@
       if (show && q) show = card.textContent.toLowerCase().includes(q);
       card.hidden = !show;
     }
+    rovingStart();
+  }
+
+  // ---- keyboard: arrows walk the board, Shift+arrows move the card ----
+  function visibleCards(lane) { return $$('li.card', lane).filter((c) => !c.hidden); }
+  function lanesWithCards() { return $$('section.lane', board).filter((l) => visibleCards(l).length); }
+  function focusCard(card) {
+    if (!card) return;
+    for (const c of $$('li.card[tabindex="0"]', board)) if (c !== card) c.tabIndex = -1;
+    card.tabIndex = 0;
+    card.focus();
+  }
+  function rovingStart() {
+    if (!board) return;
+    const current = $('li.card[tabindex="0"]', board);
+    if (current && !current.hidden) return;
+    if (current) current.tabIndex = -1;
+    const first = $$('li.card', board).find((c) => !c.hidden);
+    if (first) first.tabIndex = 0;
+  }
+  function onBoardKey(ev) {
+    const card = ev.target.closest && ev.target.closest('li.card');
+    if (!card || ev.target !== card || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const lane = card.closest('section.lane');
+    const cards = visibleCards(lane);
+    const i = cards.indexOf(card);
+    const lanes = $$('section.lane', board);
+    const li = lanes.indexOf(lane);
+    const side = (dir) => {
+      if (ev.shiftKey) {
+        const target = lanes[li + dir];
+        if (target) moveCard(card, target.dataset.laneId).then(() => focusCard($('#item-' + card.dataset.id)));
+        return;
+      }
+      const withCards = lanesWithCards();
+      const from = withCards.indexOf(lane);
+      const next = withCards[from + dir];
+      if (next) { const list = visibleCards(next); focusCard(list[Math.min(i, list.length - 1)]); }
+    };
+    switch (ev.key) {
+      case 'ArrowDown': focusCard(cards[i + 1]); break;
+      case 'ArrowUp': focusCard(cards[i - 1]); break;
+      case 'Home': focusCard(cards[0]); break;
+      case 'End': focusCard(cards[cards.length - 1]); break;
+      case 'ArrowRight': side(1); break;
+      case 'ArrowLeft': side(-1); break;
+      case 'Enter': location.href = $('a.title', card).href; break;
+      case 'm': { const b = $('[data-act=move]', card); if (b) { $('details.card-menu', card).open = true; openMoveMenu(card, b); } break; }
+      default: return;
+    }
+    ev.preventDefault();
   }
 
   if (board) {
+    board.addEventListener('keydown', onBoardKey);
+    // A closed menu lets a deferred live refresh through.
+    board.addEventListener('toggle', (ev) => {
+      const card = ev.target.closest && ev.target.closest('li.card');
+      if (card && !ev.target.open) settle(card.dataset.id);
+    }, true);
+    board.addEventListener('focusin', (ev) => { if (ev.target.matches && ev.target.matches('li.card')) focusCard(ev.target); });
+    rovingStart();
     if (filters) { filters.addEventListener('input', applyFilters); filters.addEventListener('submit', (e) => e.preventDefault()); }
 
     board.addEventListener('click', (ev) => {

@@ -33,7 +33,7 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
 const page = await context.newPage();
 page.setDefaultTimeout(15000);
 const consoleErrors = [];
@@ -61,6 +61,29 @@ try {
   step('open the board');
   await page.goto(`${base}/boards/${boardId}`);
   await page.locator('#live.on').waitFor();
+
+  step('at 1400 px every lane is in view, none clipped');
+  const clipped = await page.evaluate(() => {
+    const board = document.querySelector('#board').getBoundingClientRect();
+    return Array.from(document.querySelectorAll('section.lane'))
+      .filter((l) => l.getBoundingClientRect().right > board.right + 1)
+      .map((l) => l.dataset.laneName);
+  });
+  if (clipped.length) throw new Error(`lanes clipped at 1400 px: ${clipped.join(', ')}`);
+
+  step('cards carry one primary action; the rest is in a menu');
+  const first = card('Overflow candidate');
+  const visibleButtons = await first.locator('.actions > button').allTextContents();
+  if (visibleButtons.join('|') !== 'Claim') throw new Error(`visible card buttons: ${visibleButtons.join('|')}`);
+  await first.locator('summary', { hasText: 'More' }).click();
+  const toggle = first.getByRole('button', { name: /Agent-ready: on/ });
+  if ((await toggle.getAttribute('aria-pressed')) !== 'true') throw new Error('agent-ready toggle not pressed');
+  await toggle.click();
+  await first.locator('button[data-act=ready][aria-pressed=false]').waitFor({ state: 'attached' });
+  if (await first.locator('.badge.ready').count()) throw new Error('agent-ready badge still shown');
+  await first.locator('summary', { hasText: 'More' }).click();
+  await first.getByRole('button', { name: /Agent-ready: off/ }).click();
+  await first.locator('.badge.ready').waitFor();
 
   step('create an item');
   await page.locator('.new-item summary').click();
@@ -90,8 +113,24 @@ try {
   if (!/WIP limit/.test(text)) throw new Error(`unexpected message: ${text}`);
   await lane('Ready').locator('li.card', { hasText: 'Overflow candidate' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'board.png'), fullPage: true });
+  step('the WIP message clears once the card has settled');
+  await card('Overflow candidate').locator('.msg').waitFor({ state: 'hidden', timeout: 8000 });
 
-  step('keyboard move: Move… then choose a lane');
+  step('keyboard: arrows walk the cards, Shift+→ moves one');
+  await page.locator('li.card').first().focus();
+  const focusedKey = async () => page.evaluate(() => document.activeElement.matches('li.card') ? document.activeElement.querySelector('.key').textContent : null);
+  const startKey = await focusedKey();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowRight');
+  const movedTo = await focusedKey();
+  if (!startKey || !movedTo || movedTo === startKey) throw new Error(`arrow keys did not move focus (${startKey} -> ${movedTo})`);
+  await card('Written in the browser').focus();
+  await page.keyboard.press('Shift+ArrowRight');
+  await lane('Review').locator('li.card', { hasText: 'Written in the browser' }).waitFor();
+  await page.waitForFunction(() => document.activeElement.matches('li.card') && /Written in the browser/.test(document.activeElement.textContent), null, { timeout: 5000 });
+
+  step('keyboard move: Move to lane… then choose a lane');
+  await card('Overflow candidate').locator('summary', { hasText: 'More' }).click();
   await card('Overflow candidate').getByRole('button', { name: /^Move/ }).click();
   await card('Overflow candidate').locator('select.move-to').selectOption({ label: 'Review' });
   await lane('Review').locator('li.card', { hasText: 'Overflow candidate' }).waitFor();
