@@ -56,6 +56,7 @@
       const type = el.dataset.type || 'text';
       let v = el.value;
       if (type === 'bool') { setPath(body, el.name, el.checked); continue; }
+      if (type === 'keys') continue; // resolved to ids by resolveKeys()
       if (type === 'multi') { if (!body[el.name]) body[el.name] = []; if (el.checked) body[el.name].push(v); continue; }
       if (el.type === 'checkbox') { if (el.checked) setPath(body, el.name, v); continue; }
       if (type === 'nullint') { setPath(body, el.name, v.trim() === '' ? null : parseInt(v, 10)); continue; }
@@ -120,9 +121,9 @@
       ev.preventDefault();
       if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
       const [method, path] = splitApi(button.dataset.api);
-      const msg = $('.msg', button.closest('form, section, li, tr') || document.body);
+      const msg = $('.msg', button.closest('form, .work, section, li, tr') || document.body);
       try {
-        const { data } = await api(method, path);
+        const { data } = await api(method, path, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
         await afterApi(button, button.dataset.then, data);
       } catch (e) {
         if (msg) showMsg(msg, e.message, false); else toast(e.message);
@@ -497,6 +498,65 @@
     updateCounts();
   }
 
+  // ---- dependencies by key (PLAT-8), with search ----
+  const itemPage = $('#item-page');
+  async function lookup(q) {
+    const { data } = await api('GET', '/boards/' + itemPage.dataset.board + '/items/lookup?q=' + encodeURIComponent(q));
+    return (data && data.items) || [];
+  }
+  // Every token must be a key of this board. A bare number is refused: it
+  // reads like an internal id, and silently linking one is worse than asking.
+  async function resolveKeys(text) {
+    const ids = [];
+    for (const t of text.split(/[\s,]+/).filter(Boolean)) {
+      if (!/^[A-Za-z0-9]+-\d+$/.test(t)) throw new Error('"' + t + '" is not an item key: write it like ' + itemPage.dataset.boardKey + '-8, or pick one from the list');
+      const found = (await lookup(t)).find((i) => i.key.toLowerCase() === t.toLowerCase());
+      if (!found) throw new Error(t + ' is not an item on this board');
+      if (String(found.id) === itemPage.dataset.id) throw new Error(t + ' is this item itself');
+      if (!ids.includes(found.id)) ids.push(found.id);
+    }
+    return ids;
+  }
+  function suggest(input) {
+    const list = document.getElementById(input.getAttribute('list'));
+    let timer = null;
+    input.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const parts = input.value.split(',');
+        const last = parts.pop().trim();
+        const before = parts.map((p) => p.trim()).filter(Boolean).join(', ');
+        list.textContent = '';
+        if (!last) return;
+        try {
+          for (const i of await lookup(last)) {
+            if (String(i.id) === itemPage.dataset.id) continue;
+            const o = document.createElement('option');
+            // The whole field's value: choosing keeps the keys typed before.
+            o.value = (before ? before + ', ' : '') + i.key;
+            o.textContent = i.key + ' · ' + i.title + ' (' + i.status + ')';
+            list.appendChild(o);
+          }
+        } catch (_) { /* no suggestions this time */ }
+      }, 150);
+    });
+  }
+  if (itemPage) $$('input[data-type="keys"]', itemPage).forEach(suggest);
+  const addBlocker = $('#add-blocker');
+  if (addBlocker) {
+    addBlocker.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const msg = $('.msg', addBlocker);
+      try {
+        const ids = await resolveKeys([addBlocker.dataset.current, $('#add-blocker-key').value].filter(Boolean).join(', '));
+        await api('PATCH', '/api/items/' + itemPage.dataset.id, { blocked_by: ids }, { 'If-Match': '"' + addBlocker.dataset.version + '"' });
+        location.reload();
+      } catch (e) {
+        showMsg(msg, e.status === 412 ? 'Someone changed this item meanwhile; reload the page and add it again.' : e.message, false);
+      }
+    });
+  }
+
   // ---- the item page: edits with If-Match, conflicts shown side by side ----
   const editForm = $('#edit-form');
   if (editForm) {
@@ -534,11 +594,13 @@
         }
       }
     }
-    editForm.addEventListener('submit', (ev) => {
+    editForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const body = formBody(editForm);
       if (!('labels' in body)) body.labels = [];
-      if (!('blocked_by' in body)) body.blocked_by = [];
+      try {
+        body.blocked_by = await resolveKeys($('#f-deps').value);
+      } catch (e) { showMsg($('.msg', editForm), e.message, false); return; }
       save(editForm.dataset.version, body);
     });
     $('#conflict').addEventListener('click', (ev) => {

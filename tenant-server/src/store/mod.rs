@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod items;
 pub mod model;
 pub mod queue;
+pub mod search;
 pub mod stats;
 pub mod tokens;
 pub mod webhooks;

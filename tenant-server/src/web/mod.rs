@@ -12,6 +12,7 @@
 pub mod charts;
 pub mod flow;
 pub mod health;
+pub mod lookup;
 pub mod markdown;
 pub mod pages;
 pub mod session;
@@ -40,6 +41,7 @@ pub fn routes(state: &AppState) -> Router {
         .route("/boards/{id}/webhooks", get(pages::webhooks))
         .route("/boards/{id}/health", get(pages::health))
         .route("/boards/{id}/flow", get(flow::flow_page))
+        .route("/boards/{id}/items/lookup", get(lookup::lookup))
         .route("/items/{id}", get(pages::item))
         .route("/tokens", get(pages::tokens))
         .route("/users", get(pages::users).post(pages::create_user))

@@ -380,6 +380,8 @@ pub struct CardView {
     pub holder_id: Option<i64>,
     pub lease_ms: Option<i64>,
     pub version: i64,
+    /// In a backlog or ready lane, where claims are taken.
+    pub claimable_lane: bool,
 }
 
 impl CardView {
@@ -403,6 +405,7 @@ impl CardView {
             holder_id: item.claim.as_ref().map(|c| c.worker.id),
             lease_ms: item.claim.as_ref().map(|c| c.lease_expires_at.0),
             version: item.version,
+            claimable_lane: item.status.is_open(),
         }
     }
 }
@@ -795,14 +798,18 @@ pub async fn item(
     context.insert("subtasks", &subtasks);
     context.insert("blockers", &blockers);
     context.insert("parent", &parent);
+    // Dependencies are shown and entered by key (PLAT-8), never by id.
     context.insert(
         "blocked_by_text",
-        &item
-            .blocked_by
+        &blockers
             .iter()
-            .map(i64::to_string)
+            .map(|b| b.key.as_str())
             .collect::<Vec<_>>()
             .join(", "),
+    );
+    context.insert(
+        "checkpoint",
+        &comment_views.iter().rev().find(|c| c.kind == "checkpoint"),
     );
     context.insert("labels_text", &item.labels.join(", "));
     page("item.html", &context)

@@ -157,6 +157,36 @@ try {
   await page.locator('.timeline li', { hasText: 'moved' }).first().waitFor();
   await page.screenshot({ path: join(artifacts, 'item.png'), fullPage: true });
 
+  step('item page: move, claim, extend the lease, release');
+  await page.locator('#work select[name=lane_id]').selectOption({ label: 'Ready' });
+  await page.locator('#work').getByRole('button', { name: 'Move' }).click();
+  await page.locator('.meta strong', { hasText: 'Ready' }).waitFor();
+  await page.locator('#work').getByRole('button', { name: 'Claim', exact: true }).click();
+  await page.locator('.meta', { hasText: 'held by' }).waitFor();
+  await page.locator('#work').getByRole('button', { name: 'Extend my lease' }).click();
+  await page.locator('#work').getByRole('button', { name: 'Release' }).waitFor();
+  await page.locator('#work').getByRole('button', { name: 'Release' }).click();
+  await page.locator('#work').getByRole('button', { name: 'Claim', exact: true }).waitFor();
+
+  step('dependencies by key: ids refused, unknown keys named, search by title');
+  const blockerMsg = page.locator('#add-blocker .msg');
+  await page.locator('#add-blocker-key').fill('3');
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await blockerMsg.filter({ hasText: 'is not an item key' }).waitFor();
+  await page.locator('#add-blocker-key').fill('E2E-999');
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await blockerMsg.filter({ hasText: 'E2E-999 is not an item on this board' }).waitFor();
+  await page.locator('#add-blocker-key').fill('');
+  await page.locator('#add-blocker-key').pressSequentially('Agent will');
+  await page.locator('#add-blocker-list option', { hasText: 'Agent will claim this' }).waitFor({ state: 'attached' });
+  const suggested = await page.locator('#add-blocker-list option').first().getAttribute('value');
+  if (!/^E2E-\d+$/.test(suggested)) throw new Error(`suggestion value ${suggested}`);
+  await page.locator('#add-blocker-key').fill(suggested);
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await page.locator('.refs li', { hasText: 'Agent will claim this' }).locator('a', { hasText: suggested }).waitFor();
+  const depsValue = await page.locator('#f-deps').inputValue();
+  if (depsValue !== suggested) throw new Error(`edit form shows dependencies as ${depsValue}`);
+
   step('a concurrent edit gives 412: both versions shown, mine kept on request');
   await page.locator('#edit summary').click();
   await page.locator('#f-title').fill('My title');
