@@ -57,6 +57,12 @@
       let v = el.value;
       if (type === 'bool') { setPath(body, el.name, el.checked); continue; }
       if (type === 'keys') continue; // resolved to ids by resolveKeys()
+      if (type === 'duration') {
+        // A number in the unit chosen beside it, sent as whole seconds.
+        const unit = form.querySelector('select[data-unit-for="' + el.name + '"]');
+        setPath(body, el.name, Math.round(parseFloat(v) * (unit ? parseInt(unit.value, 10) : 1)));
+        continue;
+      }
       if (type === 'multi') { if (!body[el.name]) body[el.name] = []; if (el.checked) body[el.name].push(v); continue; }
       if (el.type === 'checkbox') { if (el.checked) setPath(body, el.name, v); continue; }
       if (type === 'nullint') { setPath(body, el.name, v.trim() === '' ? null : parseInt(v, 10)); continue; }
@@ -97,7 +103,8 @@
 
   document.addEventListener('submit', async (ev) => {
     const form = ev.target;
-    if (!form.dataset.api) return;
+    // Plain form posts that change something ask first.
+    if (!form.dataset.api) { if (form.dataset.confirm && !confirm(form.dataset.confirm)) ev.preventDefault(); return; }
     ev.preventDefault();
     const [method, path] = splitApi(form.dataset.api);
     const msg = $('.msg', form);
@@ -617,7 +624,32 @@
     const status = $('#webhooks-status');
     const table = $('table.webhook-table', hooks);
     const deliveries = $('#deliveries');
-    function cell(tr, text) { const td = document.createElement('td'); td.textContent = text; tr.appendChild(td); return td; }
+    function cell(tr, text, label) { const td = document.createElement('td'); td.textContent = text; if (label) td.dataset.label = label; tr.appendChild(td); return td; }
+    let health = {};
+    try { health = JSON.parse(hooks.dataset.health || '{}'); } catch (_) { health = {}; }
+    const when = (ms) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+    // Disabled, failing (since when, last success, last error) or healthy.
+    function healthCell(tr, hook) {
+      const h = health[hook.id] || {};
+      const td = cell(tr, '', 'Health');
+      const badge = document.createElement('span');
+      const detail = document.createElement('span');
+      detail.className = 'health-detail';
+      const last = h.last_success_ms ? 'last success ' + when(h.last_success_ms) : 'no success yet';
+      if (hook.enabled === false) {
+        badge.className = 'health bad'; badge.textContent = 'disabled';
+        detail.textContent = (hook.disabled_reason || 'by an admin') + ' · ' + last;
+      } else if (hook.failing_since) {
+        badge.className = 'health warn'; badge.textContent = 'failing';
+        detail.textContent = 'since ' + when(Date.parse(hook.failing_since)) + ' · ' + last + (h.last_error ? ' · ' + h.last_error : '');
+      } else if (h.last_success_ms) {
+        badge.className = 'health ok'; badge.textContent = 'healthy';
+        detail.textContent = last;
+      } else {
+        badge.className = 'health'; badge.textContent = 'no deliveries yet';
+      }
+      td.append(badge, ' ', detail);
+    }
     function button(label, fn, cls) { const b = document.createElement('button'); b.type = 'button'; b.textContent = label; if (cls) b.className = cls; b.addEventListener('click', fn); return b; }
     async function showDeliveries(hook) {
       const tbody = $('tbody', deliveries);
@@ -628,9 +660,9 @@
         const list = (data && (data.deliveries || data.items)) || [];
         for (const d of list) {
           const tr = document.createElement('tr');
-          cell(tr, d.created_at || d.at || ''); cell(tr, d.event_type || d.type || '');
-          cell(tr, d.status || (d.response_status ? 'HTTP ' + d.response_status : '') || '');
-          cell(tr, String(d.attempts || d.attempt || ''));
+          cell(tr, d.created_at || d.at || '', 'When'); cell(tr, d.event_type || d.type || '', 'Event');
+          cell(tr, d.status || (d.response_status ? 'HTTP ' + d.response_status : '') || '', 'Status');
+          cell(tr, String(d.attempts || d.attempt || ''), 'Attempts');
           cell(tr, '').appendChild(button('Retry', async () => {
             try { await api('POST', '/api/webhooks/' + hook.id + '/deliveries/' + d.id + '/retry'); toast('Retry queued'); showDeliveries(hook); } catch (e) { toast(e.message); }
           }));
@@ -647,8 +679,9 @@
         tbody.textContent = '';
         for (const hook of list) {
           const tr = document.createElement('tr');
-          cell(tr, hook.url + (hook.enabled === false ? ' (disabled' + (hook.disabled_reason ? ': ' + hook.disabled_reason : '') + ')' : ''));
-          cell(tr, (hook.events || []).join(', ') || 'all');
+          cell(tr, hook.url, 'URL');
+          healthCell(tr, hook);
+          cell(tr, (hook.events || []).join(', ') || 'all', 'Events');
           const actions = cell(tr, '');
           actions.appendChild(button('Deliveries', () => showDeliveries(hook)));
           actions.appendChild(button('Remove', async () => {

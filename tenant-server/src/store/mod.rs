@@ -17,6 +17,8 @@ pub mod queue;
 pub mod search;
 pub mod stats;
 pub mod tokens;
+pub mod users;
+pub mod webhook_health;
 pub mod webhooks;
 
 use sqlx::sqlite::{

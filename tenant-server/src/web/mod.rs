@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod markdown;
 pub mod pages;
 pub mod session;
+pub mod users;
 
 use crate::AppState;
 use crate::api::error::ApiError;
@@ -45,6 +46,7 @@ pub fn routes(state: &AppState) -> Router {
         .route("/items/{id}", get(pages::item))
         .route("/tokens", get(pages::tokens))
         .route("/users", get(pages::users).post(pages::create_user))
+        .route("/users/{id}/{action}", post(users::user_action))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
         .route("/static/favicon.svg", get(favicon))

@@ -223,7 +223,10 @@ fn admin_pages_render_with_escaped_fixture_data() {
 
     context.insert("lanes", &lanes());
     context.insert("roles", &LaneRole::ALL.map(|r| r.as_str()));
+    context.insert("lease_fields", &super::pages::lease_fields(&board()));
     let settings = render("settings.html", &context);
+    assert!(settings.contains(r#"name="agent_lease_seconds" type="number" min="0" step="any" required data-type="duration" value="30""#));
+    assert!(settings.contains(r#"<option value="86400" selected>days</option>"#));
     assert!(
         settings.contains(r#"data-api="PATCH &#x2F;api&#x2F;lanes&#x2F;3""#)
             || settings.contains("PATCH /api/lanes/3")
@@ -231,8 +234,13 @@ fn admin_pages_render_with_escaped_fixture_data() {
     assert!(settings.contains("Delete lane In Progress?"));
 
     context.insert("event_types", &["item.created", "item.claimed"]);
+    context.insert("health_json", &r#"{"1":{"last_error":"<script>"}}"#);
     let hooks = render("webhooks.html", &context);
     assert!(hooks.contains("item.claimed"));
+    assert!(
+        !hooks.contains("<script>"),
+        "health data is escaped in its attribute"
+    );
 
     context.insert(
         "tokens",
@@ -245,11 +253,20 @@ fn admin_pages_render_with_escaped_fixture_data() {
 
     context.insert(
         "users",
-        &json!([{"username": "ada", "scopes": "admin", "board": "all", "created": "x", "sessions": 1}]),
+        &json!([{"id": 1, "username": "ada", "scopes": "admin", "board": "all", "created": "x", "sessions": 1, "claims": 0, "disabled": false, "is_me": true},
+                {"id": 2, "username": XSS, "scopes": "queue:write", "board": "all", "created": "x", "sessions": 0, "claims": 2, "disabled": true, "is_me": false}]),
     );
     context.insert("error", &Some(XSS));
-    context.insert("created", &Option::<String>::None);
+    context.insert("notice", &Option::<String>::None);
     let users = render("users.html", &context);
+    assert!(
+        users.contains(r#"action="/users/2/delete""#)
+            || users.contains("&#x2F;users&#x2F;2&#x2F;delete")
+    );
+    assert!(
+        !users.contains("/users/1/delete") && !users.contains("&#x2F;users&#x2F;1&#x2F;delete"),
+        "no actions on yourself"
+    );
     assert!(!users.contains(XSS));
     assert!(users.contains(r#"<input type="hidden" name="csrf" value="csrf-token-value">"#));
 
@@ -339,4 +356,19 @@ fn render_time_of_a_two_thousand_item_board() {
         "board of 2000 items: context {best_context:.1} ms, context + render {best:.1} ms (best of 5), {size} bytes of HTML"
     );
     assert!(size > 2000 * 200);
+}
+
+#[test]
+fn lease_lengths_show_in_the_largest_whole_unit() {
+    use super::pages::DurationField;
+    let field = |s| {
+        let f = DurationField::of(s);
+        (f.value, f.unit)
+    };
+    assert_eq!(field(259_200), ("3".into(), 86_400));
+    assert_eq!(field(1_800), ("30".into(), 60));
+    assert_eq!(field(7_200), ("2".into(), 3_600));
+    assert_eq!(field(5_400), ("90".into(), 60));
+    assert_eq!(field(90), ("1.5".into(), 60));
+    assert_eq!(field(30), ("0.5".into(), 60));
 }

@@ -496,6 +496,251 @@ async fn admins_create_users_who_act_as_their_own_human_worker() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// Issue 14: admins disable, re-enable, reset and delete users. Each ends
+/// the user's sessions; deleting releases their claims (a forced release
+/// in the history, which still names them); nobody acts on themselves.
+#[tokio::test]
+async fn admins_disable_reset_and_delete_users_and_their_claims_are_released() {
+    let server = TestServer::start().await;
+    let admin = first_admin(&server).await;
+    let board = server.board("CORE").await;
+    let created = admin
+        .post_form(
+            "/users",
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "bob"),
+                ("password", PASSWORD),
+                ("scope", "queue:write"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let users: Vec<(i64, String)> = sqlx::query_as("SELECT id, username FROM users")
+        .fetch_all(&server.state.store.reader)
+        .await
+        .expect("users");
+    let id_of = |name: &str| {
+        users
+            .iter()
+            .find(|u| u.1 == name)
+            .map(|u| u.0)
+            .expect("user")
+    };
+    let (bob_id, ada_id) = (id_of("bob"), id_of("ada"));
+    let action = |id: i64, what: &str| format!("/users/{id}/{what}");
+
+    let mut bob = Browser::new(&server);
+    assert_eq!(
+        bob.sign_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let item = server.item(board, "bob's work").await;
+    let (status, _) = bob
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/items/{item}/claim"),
+            Some(json!({})),
+            true,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Without the CSRF token nothing happens; on yourself it is refused.
+    let forged = admin
+        .post_form(&action(bob_id, "disable"), &[("username", "bob")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let own = admin
+        .post_form(
+            &action(ada_id, "disable"),
+            &[("csrf", &admin.csrf), ("username", "ada")],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
+    assert!(
+        own.body
+            .contains("cannot disable, delete or reset yourself")
+    );
+
+    let disabled = admin
+        .post_form(
+            &action(bob_id, "disable"),
+            &[("csrf", &admin.csrf), ("username", "bob")],
+        )
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    assert!(disabled.body.contains("bob is disabled and signed out."));
+    assert!(disabled.body.contains(">disabled</span>"));
+    assert_eq!(
+        bob.get("/boards").await.status,
+        StatusCode::SEE_OTHER,
+        "session ended"
+    );
+    assert_eq!(
+        Browser::new(&server).sign_in("bob", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    admin
+        .post_form(
+            &action(bob_id, "enable"),
+            &[("csrf", &admin.csrf), ("username", "bob")],
+        )
+        .await;
+    assert_eq!(
+        bob.sign_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let short = admin
+        .post_form(
+            &action(bob_id, "password"),
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "bob"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reset = admin
+        .post_form(
+            &action(bob_id, "password"),
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "bob"),
+                ("password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert_eq!(
+        bob.get("/boards").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out everywhere"
+    );
+    assert_eq!(
+        Browser::new(&server).sign_in("bob", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bob.sign_in("bob", "a brand new passphrase").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let deleted = admin
+        .post_form(
+            &action(bob_id, "delete"),
+            &[("csrf", &admin.csrf), ("username", "bob")],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(
+        deleted
+            .body
+            .contains("bob is deleted; 1 claim(s) released."),
+        "{}",
+        deleted.body
+    );
+    assert_eq!(bob.get("/boards").await.status, StatusCode::SEE_OTHER);
+    let after = server.item_json(item).await;
+    assert!(after["claim"].is_null(), "{after}");
+    let history = server
+        .get(&server.admin, &format!("/api/items/{item}/events"))
+        .await
+        .expect(200);
+    let events = history["events"].as_array().expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "item.claimed" && e["actor"]["name"] == "bob"),
+        "{history}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "item.released" && e["data"]["reason"] == "user deleted"),
+        "{history}"
+    );
+    let gone = admin
+        .post_form(
+            &action(bob_id, "delete"),
+            &[("csrf", &admin.csrf), ("username", "bob")],
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+/// Issue 14: the webhooks list shows each endpoint's health: the last
+/// success of a working one, the failure (since when, last error) of a
+/// failing one.
+#[tokio::test]
+async fn the_webhooks_page_carries_each_endpoints_health() {
+    use crate::receiver::Receiver;
+    let server = TestServer::start_with(|c| {
+        c.allow_private_webhooks = true;
+        c.webhook_retry_scale = 0.4;
+    })
+    .await;
+    let admin = first_admin(&server).await;
+    let board = server.board("HOOK").await;
+    let good = Receiver::start(vec![]).await;
+    let failing = Receiver::start(vec![(500, None); 20]).await;
+    let mut ids = Vec::new();
+    for url in [&good.url, &failing.url] {
+        let created = server
+            .post(
+                &server.admin,
+                &format!("/api/boards/{board}/webhooks"),
+                json!({"url": url, "events": ["item.created"]}),
+            )
+            .await
+            .expect(201);
+        ids.push(created["id"].as_i64().expect("id"));
+    }
+    server.item(board, "wake everyone").await;
+    good.wait_for(1, Duration::from_secs(5)).await;
+    failing.wait_for(1, Duration::from_secs(5)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let health = loop {
+        let page = admin.get(&format!("/boards/{board}/webhooks")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let raw = page
+            .value_after(r#"data-health=""#)
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+            .replace("&#x27;", "'");
+        let health: Value = serde_json::from_str(&raw).expect("health json");
+        let done = health[ids[0].to_string()]["last_success_ms"].is_i64()
+            && health[ids[1].to_string()]["last_error"].is_string();
+        if done || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        health[ids[0].to_string()]["last_success_ms"].is_i64(),
+        "{health}"
+    );
+    assert!(
+        health[ids[0].to_string()]["last_error"].is_null(),
+        "{health}"
+    );
+    assert!(
+        health[ids[1].to_string()]["last_success_ms"].is_null(),
+        "{health}"
+    );
+    assert!(
+        health[ids[1].to_string()]["last_error"].is_string(),
+        "{health}"
+    );
+    let failing_hook = server
+        .get(&server.admin, &format!("/api/webhooks/{}", ids[1]))
+        .await
+        .expect(200);
+    assert!(failing_hook["failing_since"].is_string(), "{failing_hook}");
+}
+
 #[tokio::test]
 async fn signing_out_ends_the_session() {
     let server = TestServer::start().await;
@@ -738,7 +983,6 @@ async fn the_dashboard_works_end_to_end_in_headless_chromium() {
     );
 
     let server = TestServer::start().await;
-    first_admin(&server).await;
     let board = server.board("E2E").await;
     let in_progress = server.lane_id(board, "in_progress").await;
     server
@@ -749,6 +993,19 @@ async fn the_dashboard_works_end_to_end_in_headless_chromium() {
         )
         .await
         .expect(200);
+    let admin = first_admin(&server).await;
+    let carol = admin
+        .post_form(
+            "/users",
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "carol"),
+                ("password", PASSWORD),
+                ("scope", "queue:write"),
+            ],
+        )
+        .await;
+    assert_eq!(carol.status, StatusCode::CREATED);
     let for_agent = server.item(board, "Agent will claim this").await;
     server.item(board, "Overflow candidate").await;
     let agent = server.agent("bot-7").await;

@@ -42,7 +42,8 @@ const consoleErrors = [];
 // do not, and fail the run.
 page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
-page.on('dialog', (d) => d.accept());
+const dialogs = [];
+page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
 
 const lane = (name) => page.locator(`section.lane[data-lane-name="${name}"]`);
 const card = (title) => page.locator('li.card', { has: page.locator('a.title', { hasText: title }) });
@@ -222,6 +223,25 @@ try {
     await page.locator('#webhooks-status', { hasText: 'No webhooks yet.' }).waitFor();
     webhooks = 'tested';
   }
+
+  step('settings take lease lengths in minutes, hours or days');
+  await page.goto(`${base}/boards/${boardId}/settings`);
+  await page.locator('#f-agent_lease_seconds').fill('45');
+  await page.locator('select[data-unit-for="agent_lease_seconds"]').selectOption({ label: 'minutes' });
+  await page.locator('#f-human_lease_seconds').fill('2');
+  await page.locator('select[data-unit-for="human_lease_seconds"]').selectOption({ label: 'days' });
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#f-agent_lease_seconds[value="45"]').waitFor();
+  const leases = await page.evaluate(async (id) => (await (await fetch(`/api/boards/${id}`, { credentials: 'same-origin' })).json()), boardId);
+  if (leases.agent_lease_seconds !== 2700 || leases.human_lease_seconds !== 172800) throw new Error(`leases saved as ${JSON.stringify(leases)}`);
+
+  step('users: disable asks first, then says what happened');
+  await page.goto(`${base}/users`);
+  const carol = page.locator('tr', { hasText: 'carol' });
+  await carol.locator('summary', { hasText: 'Manage' }).click();
+  await carol.getByRole('button', { name: 'Disable' }).click();
+  await page.locator('.ok-text', { hasText: 'carol is disabled and signed out.' }).waitFor();
+  if (!dialogs.some((d) => /Disable carol\?/.test(d))) throw new Error(`no confirmation asked: ${dialogs.join(' | ')}`);
 
   step('the board on a phone');
   await page.setViewportSize({ width: 390, height: 844 });
