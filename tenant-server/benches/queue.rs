@@ -501,87 +501,75 @@ impl RawResult {
 
 /// The minimal claim, then the minimal completion, in a loop on one
 /// connection: what SQLite on this disk can do with the server's pragmas.
-async fn raw_loop(db: &Path, sync: Durability, board_id: i64, run: Duration) -> Result<RawResult> {
-    let mut conn = open_conn(db, sync).await?;
+/// Direct rusqlite calls with cached statements on the calling thread (no
+/// async hop at all), one commit per claim: the physical limit the
+/// server's group commit is measured against.
+fn raw_loop(db: &Path, sync: Durability, board_id: i64, run: Duration) -> Result<RawResult> {
+    let conn = store::writer::open_connection(db, sync)?;
     let now = store::now_ms();
-    let (worker,): (i64,) = sqlx::query_as(
+    let worker: i64 = conn.query_row(
         "INSERT INTO workers (name, kind, created_at) VALUES ('raw-bench', 'agent', ?) RETURNING id",
-    )
-    .bind(now)
-    .fetch_one(&mut conn)
-    .await?;
-    let (done_lane,): (i64,) =
-        sqlx::query_as("SELECT id FROM lanes WHERE board_id = ? AND role = 'done' LIMIT 1")
-            .bind(board_id)
-            .fetch_one(&mut conn)
-            .await?;
+        [now],
+        |r| r.get(0),
+    )?;
+    let done_lane: i64 = conn.query_row(
+        "SELECT id FROM lanes WHERE board_id = ? AND role = 'done' LIMIT 1",
+        [board_id],
+        |r| r.get(0),
+    )?;
     let lease_ms = 1_800_000_i64;
     let mut result = RawResult::default();
     let started = Instant::now();
     while started.elapsed() < run {
         let t0 = Instant::now();
         let now = store::now_ms();
-        let mut tx = conn.begin().await?;
-        let Some((_, id)): Option<(i64, i64)> = sqlx::query_as(CANDIDATE_SQL)
-            .bind(board_id)
-            .bind(now)
-            .bind(1_i64)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let found: Option<i64> = {
+            use rusqlite::OptionalExtension;
+            conn.prepare_cached(CANDIDATE_SQL)?
+                .query_row(rusqlite::params![board_id, now, 1_i64], |r| r.get(1))
+                .optional()?
+        };
+        let Some(id) = found else {
+            conn.execute_batch("ROLLBACK")?;
             break;
         };
         // `grant_claim` and the `item.claimed` event, as the server writes them.
-        sqlx::query(
+        conn.prepare_cached(
             "UPDATE items SET claim_worker_id = ?, claimed_at = ?, lease_expires_at = ?, claim_seq = claim_seq + 1, \
              claim_token = claim_seq + 1 WHERE id = ?",
-        )
-        .bind(worker)
-        .bind(now)
-        .bind(now + lease_ms)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        )?
+        .execute(rusqlite::params![worker, now, now + lease_ms, id])?;
+        conn.prepare_cached(
             "INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, ?, 'item.claimed', ?, ?, ?)",
-        )
-        .bind(board_id)
-        .bind(id)
-        .bind(worker)
-        .bind(now)
-        .bind(r#"{"holder":{"id":0,"kind":"agent","name":"raw-bench"},"lease_ms":1800000}"#)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        )?
+        .execute(rusqlite::params![
+            board_id,
+            id,
+            worker,
+            now,
+            r#"{"holder":{"id":0,"kind":"agent","name":"raw-bench"},"lease_ms":1800000}"#
+        ])?;
+        conn.execute_batch("COMMIT")?;
         result.claim_tx.push(t0.elapsed());
         result.claims += 1;
 
         // The completion: the row leaves the open range, as after a move to done.
         let t1 = Instant::now();
-        let mut tx = conn.begin().await?;
-        sqlx::query(
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.prepare_cached(
             "UPDATE items SET lane_id = ?, status = 'done', open = 0, version = version + 1, updated_at = ?, \
              claim_worker_id = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_token = NULL WHERE id = ?",
-        )
-        .bind(done_lane)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        )?
+        .execute(rusqlite::params![done_lane, now, id])?;
+        conn.prepare_cached(
             "INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, ?, 'item.done', ?, ?, '{}')",
-        )
-        .bind(board_id)
-        .bind(id)
-        .bind(worker)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        )?
+        .execute(rusqlite::params![board_id, id, worker, now])?;
+        conn.execute_batch("COMMIT")?;
         result.complete_tx.push(t1.elapsed());
     }
     result.elapsed = started.elapsed();
-    conn.close().await?;
     Ok(result)
 }
 
@@ -1230,7 +1218,7 @@ async fn run(options: Options) -> Result<()> {
                 options.raw_duration.as_secs()
             ));
             let db = dir.join(store::DB_FILE);
-            let raw = raw_loop(&db, options.sync, seeded.board_id, options.raw_duration).await;
+            let raw = raw_loop(&db, options.sync, seeded.board_id, options.raw_duration);
             std::fs::remove_dir_all(&dir)?;
             raw
         }

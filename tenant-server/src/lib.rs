@@ -5,6 +5,7 @@
 //! surface, `delivery` the background workers. See docs/queue-core.md.
 
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod delivery;
 pub mod domain;
@@ -61,18 +62,20 @@ impl AppState {
         let store = Store::open(&config.data_dir, config.sqlite_sync, config.readers).await?;
         let metrics = Metrics::new()?;
         Ok(Self {
-            store,
             config: Arc::new(config),
             delivery_metrics: delivery::webhooks::DeliveryMetrics::register(&metrics.registry)?,
             metrics,
             rate_limiter: Arc::default(),
             key_locks: Arc::default(),
-            changes: Arc::new(tokio::sync::watch::channel(0).0),
+            changes: store.changes.clone(),
+            store,
         })
     }
 
+    /// Wakes change listeners after a write made outside the writer
+    /// thread (whose commits tick on their own).
     pub fn notify_change(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        self.store.notify_change();
     }
 }
 

@@ -94,6 +94,10 @@ pub struct Metrics {
     pub wip_saturation: GaugeVec,
     pub outbox_depth: IntGauge,
     pub outbox_oldest_seconds: Gauge,
+    /// Commands the writer thread executed, and the transactions (groups)
+    /// they were committed in: their ratio is the group-commit batch size.
+    pub writer_commands: IntCounter,
+    pub writer_groups: IntCounter,
 }
 
 impl Metrics {
@@ -140,6 +144,16 @@ impl Metrics {
             "webhook_outbox_oldest_pending_seconds",
             "Age of the oldest pending webhook delivery",
         )?;
+        let writer_commands = IntCounter::new(
+            "writer_commands_total",
+            "Commands executed by the single writer",
+        )?;
+        let writer_groups = IntCounter::new(
+            "writer_groups_total",
+            "Transactions the writer committed (each carries one or more commands)",
+        )?;
+        registry.register(Box::new(writer_commands.clone()))?;
+        registry.register(Box::new(writer_groups.clone()))?;
         registry.register(Box::new(outbox_depth.clone()))?;
         registry.register(Box::new(outbox_oldest_seconds.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
@@ -158,6 +172,26 @@ impl Metrics {
             wip_saturation,
             outbox_depth,
             outbox_oldest_seconds,
+            writer_commands,
+            writer_groups,
         })
     }
+}
+
+/// An error with its whole cause chain, `outer: inner: root`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        chain.push_str(": ");
+        chain.push_str(&e.to_string());
+        source = e.source();
+    }
+    chain
+}
+
+/// The one error logger: `what` failed, with the cause chain (never a
+/// secret: errors carry ids and SQL messages, not request bodies).
+pub fn log_error(what: &str, error: &dyn std::error::Error) {
+    tracing::error!(error = %error_chain(error), "{what}");
 }

@@ -102,7 +102,8 @@ impl ApiError {
                 json!({}),
             ),
             Self::Command(CommandError::Rule(rule)) => domain_parts(rule),
-            Self::Command(CommandError::Database(_)) | Self::Internal(_) => (
+            Self::Command(CommandError::Database(_) | CommandError::Writer(_))
+            | Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "something went wrong on our side; it has been logged".into(),
@@ -184,16 +185,7 @@ fn domain_parts(rule: &DomainError) -> (StatusCode, &'static str, String, Value)
 
 /// Logs the whole cause chain of a 500; the client sees none of it.
 fn log_internal(error: &ApiError) {
-    let mut chain = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = source {
-        if !chain.is_empty() {
-            chain.push_str(": ");
-        }
-        chain.push_str(&e.to_string());
-        source = e.source();
-    }
-    tracing::error!(error = %chain, "request failed");
+    crate::telemetry::log_error("request failed", error);
 }
 
 impl IntoResponse for ApiError {

@@ -54,8 +54,9 @@ pub async fn create_item(
         blocked_by: req.blocked_by.as_deref(),
         lane_id: req.lane_id,
     })?;
-    let item = items::create(&state.store.writer, caller, board_id, &new, store::now_ms()).await?;
-    state.notify_change();
+    let item =
+        crate::commands::items::create(&state.store, caller, board_id, &new, store::now_ms())
+            .await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -234,8 +235,8 @@ pub async fn add_comment(
 ) -> ApiResult<(StatusCode, Json<Comment>)> {
     let caller = auth.require(Scope::QueueWrite)?;
     let comment = NewComment::parse(&req.body, req.kind)?;
-    let created = comments::add(
-        &state.store.writer,
+    let created = crate::commands::items::add_comment(
+        &state.store,
         caller,
         id,
         &comment,
@@ -243,7 +244,6 @@ pub async fn add_comment(
         store::now_ms(),
     )
     .await?;
-    state.notify_change();
     Ok((StatusCode::CREATED, Json(created)))
 }
 

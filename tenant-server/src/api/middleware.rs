@@ -91,27 +91,33 @@ impl RateLimiter {
 
 /// The one place a token secret becomes a caller, for the REST API and
 /// `/mcp` alike: unknown, revoked or expired → `401`; over its rate →
-/// `429`; use is recorded at most once a minute (off the request path).
+/// `429`. A known token answers from the auth cache without touching the
+/// database; its use is recorded in batches (`delivery::token_use`).
 pub async fn principal_for_token(state: &AppState, secret: &str) -> Result<Principal, ApiError> {
+    if !tokens::is_well_formed(secret) {
+        return Err(ApiError::Unauthorized);
+    }
     let now = store::now_ms();
-    let (principal, last_used) = tokens::authenticate(&state.store.reader, secret, now)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let hash = tokens::hash_secret(secret);
+    let cache = &state.store.auth;
+    let principal = match cache.get(&hash, now) {
+        Some(principal) => principal,
+        None => {
+            let generation = cache.generation();
+            let token = tokens::lookup(&state.store.reader, &hash, now)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            let principal = token.principal.clone();
+            cache.fill(hash, generation, token, now);
+            principal
+        }
+    };
     state
         .rate_limiter
         .check(principal.token_id, state.config.rate_limit_per_second)
         .map_err(|retry_after_seconds| ApiError::RateLimited {
             retry_after_seconds,
         })?;
-    if last_used.is_none_or(|at| at < now - 60_000) {
-        let writer = state.store.writer.clone();
-        let token_id = principal.token_id;
-        tokio::spawn(async move {
-            if let Err(error) = tokens::touch(&writer, token_id, now).await {
-                tracing::warn!(%error, "could not record token use");
-            }
-        });
-    }
     Ok(principal)
 }
 

@@ -64,6 +64,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "outbox statistics unavailable"),
     }
+    // Counters are monotonic on both sides: add what happened since the last scrape.
+    let writer = state.store.commands.stats();
+    let m = &state.metrics;
+    m.writer_commands
+        .inc_by(writer.commands.saturating_sub(m.writer_commands.get()));
+    m.writer_groups
+        .inc_by(writer.groups.saturating_sub(m.writer_groups.get()));
     let mut buffer = Vec::new();
     if let Err(error) =
         prometheus::TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer)

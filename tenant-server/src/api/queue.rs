@@ -4,11 +4,12 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, AppJson, Auth, ClaimToken, OptionalJson};
 use super::items::with_etag;
 use crate::AppState;
+use crate::commands::queue;
 use crate::domain::Scope;
 use crate::domain::board::LaneRole;
 use crate::domain::item::ItemKind;
 use crate::store::model::Item;
-use crate::store::queue::{self, ClaimOutcome, ClaimedItem, MoveTarget, QueueFilter};
+use crate::store::queue::{ClaimOutcome, ClaimedItem, MoveTarget, QueueFilter};
 use crate::store::{self, CommandError};
 use axum::Json;
 use axum::extract::State;
@@ -61,8 +62,14 @@ pub async fn allowed(
     // Subscribe before the first read so no commit slips between them.
     let mut changes = state.changes.subscribe();
     loop {
-        let items =
-            queue::allowed(&state.store.reader, caller, &filter, limit, store::now_ms()).await?;
+        let items = crate::store::queue::allowed(
+            &state.store.reader,
+            caller,
+            &filter,
+            limit,
+            store::now_ms(),
+        )
+        .await?;
         let claimable = items.iter().any(|i| {
             i.claim
                 .as_ref()
@@ -89,7 +96,7 @@ fn count_claim<T>(
     let label = match result {
         Ok(value) => outcome(value),
         Err(CommandError::Rule(rule)) => ApiError::from(rule.clone()).parts().1,
-        Err(CommandError::Database(_)) => "error",
+        Err(_) => "error",
     };
     state.metrics.claims.with_label_values(&[label]).inc();
 }
@@ -123,7 +130,6 @@ pub async fn claim(
     let result = queue::claim(&state.store, caller, id, req.start, fence, store::now_ms()).await;
     count_claim(&state, &result, |(_, outcome)| claim_outcome(*outcome));
     let (claimed, _) = result?;
-    state.notify_change();
     Ok(Json(claimed))
 }
 
@@ -160,10 +166,7 @@ pub async fn claim_next(
     });
     match result? {
         None => Ok(StatusCode::NO_CONTENT.into_response()),
-        Some((claimed, _)) => {
-            state.notify_change();
-            Ok(Json(claimed).into_response())
-        }
+        Some((claimed, _)) => Ok(Json(claimed).into_response()),
     }
 }
 
@@ -217,7 +220,6 @@ pub async fn release(
         store::now_ms(),
     )
     .await?;
-    state.notify_change();
     Ok(with_etag(item))
 }
 
@@ -275,6 +277,5 @@ pub async fn move_item(
         store::now_ms(),
     )
     .await?;
-    state.notify_change();
     Ok(with_etag(item))
 }

@@ -99,7 +99,7 @@ pub async fn revoke_token(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TokenInfo>> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    let info = tokens::revoke(&state.store.writer, caller, id, store::now_ms()).await?;
+    let info = tokens::revoke(&state.store, caller, id, store::now_ms()).await?;
     tracing::info!(token_id = info.id, "token revoked");
     Ok(Json(info))
 }

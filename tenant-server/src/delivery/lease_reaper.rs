@@ -5,7 +5,8 @@
 //! Correctness never waits for it: every command already treats a lapsed
 //! lease as free. The reaper makes expiry visible to people and webhooks.
 
-use crate::store::{self, idempotency, queue};
+use crate::commands::queue;
+use crate::store::{self, idempotency};
 use crate::{AppState, StopSignal};
 use std::time::Duration;
 
@@ -24,15 +25,13 @@ impl LeaseReaper {
     pub async fn reap(&self) -> Result<usize, store::CommandError> {
         let mut total = 0;
         loop {
-            let reaped =
-                queue::reap_expired(&self.state.store.writer, BATCH, store::now_ms()).await?;
+            let reaped = queue::reap_expired(&self.state.store, BATCH, store::now_ms()).await?;
             total += reaped.len();
             if !reaped.is_empty() {
                 self.state
                     .metrics
                     .lease_expiries
                     .inc_by(reaped.len() as u64);
-                self.state.notify_change();
                 tracing::info!(items = ?reaped, "released expired claims");
             }
             if (reaped.len() as i64) < BATCH {
@@ -53,7 +52,7 @@ impl LeaseReaper {
                 _ = tick.tick() => {}
             }
             if let Err(error) = self.reap().await {
-                tracing::error!(error = %error, "lease reaper pass failed");
+                crate::telemetry::log_error("lease reaper pass failed", &error);
             }
             passes += 1;
             if passes.is_multiple_of(600)

@@ -285,6 +285,17 @@ pub fn lane_after_release(current: LaneRole) -> Option<[LaneRole; 2]> {
     (current == LaneRole::InProgress).then_some([LaneRole::Ready, LaneRole::Backlog])
 }
 
+/// The claimability predicate: may a worker of `kind` take this item as a
+/// new claim now? (Lock and claim limit are about the worker, checked
+/// apart.) Its SQL twin is `store::queue::candidate_sql`; a property test
+/// holds the two equal.
+pub fn claimable(rules: &BoardRules, kind: WorkerKind, item: &ItemState, now_ms: i64) -> bool {
+    item.role.is_open()
+        && item.live_claim(now_ms).is_none()
+        && item.open_blockers == 0
+        && (kind != WorkerKind::Agent || !rules.agents_need_ready || item.agent_ready)
+}
+
 /// Whether an item in this state can be claimed by agents right now
 /// (drives the `item.agent-ready` event).
 pub fn claimable_by_agents(

@@ -11,14 +11,15 @@
 use super::{caller_of, resources};
 use crate::AppState;
 use crate::api::error::ApiError;
+use crate::commands::queue;
 use crate::domain::board::LaneRole;
 use crate::domain::item::{
     CommentKind, ItemKind, ItemPatch, ItemPatchInput, NewComment, NewItem, NewItemInput,
 };
 use crate::domain::{DomainError, Principal, Scope};
 use crate::store::model::Item;
-use crate::store::queue::{self, MoveTarget, QueueFilter};
-use crate::store::{self, CommandError, boards, comments, items};
+use crate::store::queue::{ClaimOutcome, MoveTarget, QueueFilter, allowed};
+use crate::store::{self, CommandError, boards, items};
 use http::StatusCode;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::tool::{ToolCallContext, ToolRouter};
@@ -83,20 +84,9 @@ fn refuse(error: impl Into<ApiError>) -> CallToolResult {
     let error = error.into();
     let (status, code, message, details) = error.parts();
     if status == StatusCode::INTERNAL_SERVER_ERROR {
-        tracing::error!(error = %error_chain(&error), "mcp tool failed");
+        crate::telemetry::log_error("mcp tool failed", &error);
     }
     tool_error(code, message, details)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        chain.push_str(": ");
-        chain.push_str(&e.to_string());
-        source = e.source();
-    }
-    chain
 }
 
 fn ok(value: Value) -> CallToolResult {
@@ -338,7 +328,7 @@ impl TaskHarborMcp {
         let label = match result {
             Ok(value) => outcome(value),
             Err(CommandError::Rule(rule)) => ApiError::from(rule.clone()).parts().1,
-            Err(CommandError::Database(_)) => "error",
+            Err(_) => "error",
         };
         self.state.metrics.claims.with_label_values(&[label]).inc();
     }
@@ -364,9 +354,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 
@@ -419,7 +406,7 @@ impl TaskHarborMcp {
             board_id: args.board_id,
             ..QueueFilter::default()
         };
-        match queue::allowed(
+        match allowed(
             &self.state.store.reader,
             &caller,
             &filter,
@@ -463,13 +450,12 @@ impl TaskHarborMcp {
         )
         .await;
         self.count_claim(&result, |found| match found {
-            Some((_, queue::ClaimOutcome::New)) => "claimed",
-            Some((_, queue::ClaimOutcome::Renewed)) => "renewed",
+            Some((_, ClaimOutcome::New)) => "claimed",
+            Some((_, ClaimOutcome::Renewed)) => "renewed",
             None => "empty",
         });
         match result {
             Ok(Some((claimed, _))) => {
-                self.state.notify_change();
                 let mut value = to_json(&claimed);
                 value["claimed"] = json!(true);
                 ok(value)
@@ -503,12 +489,9 @@ impl TaskHarborMcp {
         )
         .await;
         self.count_claim(&result, |(_, outcome)| match outcome {
-            queue::ClaimOutcome::New => "claimed",
-            queue::ClaimOutcome::Renewed => "renewed",
+            ClaimOutcome::New => "claimed",
+            ClaimOutcome::Renewed => "renewed",
         });
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result.map(|(claimed, _)| claimed))
     }
 
@@ -595,8 +578,8 @@ impl TaskHarborMcp {
             Ok(c) => c,
             Err(errors) => return refuse(errors),
         };
-        let result = comments::add(
-            &self.state.store.writer,
+        let result = crate::commands::items::add_comment(
+            &self.state.store,
             &caller,
             args.item_id,
             &comment,
@@ -604,9 +587,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 
@@ -711,9 +691,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 
@@ -764,8 +741,8 @@ impl TaskHarborMcp {
             Ok(new) => new,
             Err(errors) => return refuse(errors),
         };
-        let created = match items::create(
-            &self.state.store.writer,
+        let created = match crate::commands::items::create(
+            &self.state.store,
             &caller,
             origin.board_id,
             &new,
@@ -776,7 +753,6 @@ impl TaskHarborMcp {
             Ok(item) => item,
             Err(e) => return refuse(e),
         };
-        self.state.notify_change();
         let holds = origin
             .claim
             .as_ref()
@@ -909,17 +885,14 @@ impl TaskHarborMcp {
             Ok(new) => new,
             Err(errors) => return refuse(errors),
         };
-        let result = items::create(
-            &self.state.store.writer,
+        let result = crate::commands::items::create(
+            &self.state.store,
             &caller,
             args.board_id,
             &new,
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 

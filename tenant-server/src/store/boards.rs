@@ -2,13 +2,14 @@
 
 use super::error::{CommandResult, not_found};
 use super::model::{Board, BoardRow, Lane, LaneRow};
-use crate::domain::board::{BoardPatch, DEFAULT_LANES, LanePatch, LaneRole, NewBoard, NewLane};
+use crate::domain::board::{BoardPatch, DEFAULT_LANES, LanePatch, NewBoard, NewLane};
 use crate::domain::{DomainError, Principal};
 use sqlx::{SqliteConnection, SqlitePool};
 
-const SELECT_BOARD: &str = "SELECT id, name, key, locked, claim_limit, agent_lease_seconds, human_lease_seconds, \
+pub(crate) const SELECT_BOARD: &str = "SELECT id, name, key, locked, claim_limit, agent_lease_seconds, human_lease_seconds, \
      agents_need_ready, created_at, updated_at FROM boards";
-const SELECT_LANE: &str = "SELECT id, board_id, name, role, position, wip_limit, who FROM lanes";
+pub(crate) const SELECT_LANE: &str =
+    "SELECT id, board_id, name, role, position, wip_limit, who FROM lanes";
 
 pub(crate) async fn load_board(
     conn: &mut SqliteConnection,
@@ -58,7 +59,7 @@ pub async fn list(pool: &SqlitePool, caller: &Principal) -> Result<Vec<Board>, s
 }
 
 pub async fn create(pool: &SqlitePool, board: &NewBoard, now_ms: i64) -> CommandResult<Board> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE key = ?")
         .bind(&board.key)
         .fetch_optional(&mut *tx)
@@ -102,7 +103,7 @@ pub async fn update(
     if !caller.is_board_admin(id) {
         return Err(not_found("board"));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let current = load_board(&mut tx, id)
         .await?
         .ok_or_else(|| not_found("board"))?;
@@ -151,18 +152,6 @@ pub(crate) async fn load_lane(
     row.map(Lane::try_from).transpose()
 }
 
-/// The first lane (by position) with one of `roles`, in order of preference.
-pub(crate) async fn first_lane_with(
-    conn: &mut SqliteConnection,
-    board_id: i64,
-    roles: &[LaneRole],
-) -> Result<Option<Lane>, sqlx::Error> {
-    let lanes = lanes_of(conn, board_id).await?;
-    Ok(roles
-        .iter()
-        .find_map(|role| lanes.iter().find(|l| l.role == *role).cloned()))
-}
-
 pub async fn list_lanes(
     pool: &SqlitePool,
     caller: &Principal,
@@ -196,7 +185,7 @@ pub async fn create_lane(
     if !caller.is_board_admin(board_id) {
         return Err(not_found("board"));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     load_board(&mut tx, board_id)
         .await?
         .ok_or_else(|| not_found("board"))?;
@@ -234,7 +223,7 @@ pub async fn update_lane(
     id: i64,
     patch: &LanePatch,
 ) -> CommandResult<Lane> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let lane = load_lane(&mut tx, id)
         .await?
         .ok_or_else(|| not_found("lane"))?;
@@ -277,7 +266,7 @@ pub async fn update_lane(
 }
 
 pub async fn delete_lane(pool: &SqlitePool, caller: &Principal, id: i64) -> CommandResult<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let lane = load_lane(&mut tx, id)
         .await?
         .ok_or_else(|| not_found("lane"))?;

@@ -1,66 +1,29 @@
 //! Comments (plain, progress, checkpoint) and the handoff read.
 
 use super::error::CommandResult;
-use super::events::{self, NewEvent};
-use super::items::{actor_for, load_visible, renew_lease};
+use super::items::{actor_for, load_visible};
 use super::model::{Comment, CommentRow};
+use super::writer::Tx;
 use crate::domain::Principal;
-use crate::domain::event::EventType;
-use crate::domain::item::{CommentKind, NewComment};
+use crate::domain::item::NewComment;
 use crate::domain::queue;
 use serde::Serialize;
-use serde_json::json;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
-const SELECT_COMMENT: &str = "SELECT c.id, c.item_id, c.author_id, w.name AS author_name, w.kind AS author_kind, c.kind, c.body, \
+pub(crate) const SELECT_COMMENT: &str = "SELECT c.id, c.item_id, c.author_id, w.name AS author_name, w.kind AS author_kind, c.kind, c.body, \
      c.created_at FROM comments c JOIN workers w ON w.id = c.author_id";
 
-/// Inserts a comment and its `comment.created` event in the caller's transaction.
-pub(crate) async fn insert(
-    conn: &mut SqliteConnection,
-    board_id: i64,
-    item_id: i64,
-    author_id: i64,
-    comment: &NewComment,
-    now_ms: i64,
-) -> Result<Comment, sqlx::Error> {
-    let id: i64 = sqlx::query_scalar("INSERT INTO comments (item_id, author_id, kind, body, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
-        .bind(item_id)
-        .bind(author_id)
-        .bind(comment.kind.as_str())
-        .bind(&comment.body)
-        .bind(now_ms)
-        .fetch_one(&mut *conn)
-        .await?;
-    events::append(
-        conn,
-        NewEvent {
-            kind: EventType::CommentCreated,
-            board_id,
-            item_id: Some(item_id),
-            actor_id: Some(author_id),
-            at_ms: now_ms,
-            data: json!({"comment_id": id, "kind": comment.kind}),
-        },
-    )
-    .await?;
-    let row: CommentRow = sqlx::query_as(&format!("{SELECT_COMMENT} WHERE c.id = ?"))
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    Comment::try_from(row)
-}
-
-pub async fn add(
-    pool: &SqlitePool,
+/// `POST /api/items/{id}/comments`, on the writer: a holder's comment
+/// renews its lease.
+pub fn add(
+    tx: &Tx<'_>,
     caller: &Principal,
     item_id: i64,
     comment: &NewComment,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Comment> {
-    let mut tx = pool.begin().await?;
-    let (row, board) = load_visible(&mut tx, caller, item_id).await?;
+    let (row, board) = super::tx::load_visible(tx, caller, item_id)?;
     let is_holder = queue::check_holder_write(
         &actor_for(caller, board.id),
         &board.rules(),
@@ -69,19 +32,9 @@ pub async fn add(
         now_ms,
     )?;
     if is_holder {
-        renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;
+        super::tx::renew_lease(tx, &board, caller, item_id, now_ms)?;
     }
-    let created = insert(
-        &mut tx,
-        board.id,
-        item_id,
-        caller.worker_id,
-        comment,
-        now_ms,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(created)
+    super::tx::insert_comment(tx, board.id, item_id, caller.worker_id, comment, now_ms)
 }
 
 pub async fn list(
@@ -112,29 +65,4 @@ pub async fn list(
 pub struct Handoff {
     pub checkpoint: Option<Comment>,
     pub progress: Option<Comment>,
-}
-
-async fn latest(
-    conn: &mut SqliteConnection,
-    item_id: i64,
-    kind: CommentKind,
-) -> Result<Option<Comment>, sqlx::Error> {
-    let row: Option<CommentRow> = sqlx::query_as(&format!(
-        "{SELECT_COMMENT} WHERE c.item_id = ? AND c.kind = ? ORDER BY c.id DESC LIMIT 1"
-    ))
-    .bind(item_id)
-    .bind(kind.as_str())
-    .fetch_optional(conn)
-    .await?;
-    row.map(Comment::try_from).transpose()
-}
-
-pub(crate) async fn handoff(
-    conn: &mut SqliteConnection,
-    item_id: i64,
-) -> Result<Handoff, sqlx::Error> {
-    Ok(Handoff {
-        checkpoint: latest(conn, item_id, CommentKind::Checkpoint).await?,
-        progress: latest(conn, item_id, CommentKind::Progress).await?,
-    })
 }

@@ -8,6 +8,14 @@ pub enum CommandError {
     Rule(#[from] DomainError),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("database error")]
+    Writer(#[from] super::writer::WriterError),
+}
+
+impl From<rusqlite::Error> for CommandError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Writer(e.into())
+    }
 }
 
 impl From<crate::domain::FieldErrors> for CommandError {

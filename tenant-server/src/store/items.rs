@@ -1,9 +1,10 @@
 //! Items: creation, edits (with `If-Match`), lists, and dependency checks.
 
-use super::boards::{first_lane_with, load_board, load_lane};
+use super::boards::load_board;
 use super::error::{CommandResult, not_found};
 use super::events::{self, NewEvent};
 use super::model::{Board, Item, ItemRow};
+use super::writer::Tx;
 use crate::domain::board::LaneRole;
 use crate::domain::event::EventType;
 use crate::domain::item::{ItemKind, ItemPatch, NewItem};
@@ -211,27 +212,42 @@ async fn replace_blockers(
     Ok(())
 }
 
-pub async fn create(
-    pool: &SqlitePool,
+/// Same board or a validation error naming `field` (writer side of
+/// `check_parent` / `check_blockers` for a new item, which cannot be in a
+/// cycle yet).
+fn check_on_board(
+    tx: &Tx<'_>,
+    board_id: i64,
+    field: &'static str,
+    other: i64,
+) -> CommandResult<()> {
+    use rusqlite::OptionalExtension;
+    let board: Option<i64> = tx
+        .prepare_cached("SELECT board_id FROM items WHERE id = ?")?
+        .query_row([other], |r| r.get(0))
+        .optional()?;
+    if board != Some(board_id) {
+        return Err(
+            DomainError::validation(field, format!("no item {other} on this board")).into(),
+        );
+    }
+    Ok(())
+}
+
+/// `POST /api/boards/{id}/items`, on the writer.
+pub fn create(
+    tx: &Tx<'_>,
     caller: &Principal,
     board_id: i64,
     new: &NewItem,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    if !caller.can_see_board(board_id) {
-        return Err(not_found("board"));
-    }
-    let mut tx = pool.begin().await?;
-    let board = load_board(&mut tx, board_id)
-        .await?
-        .ok_or_else(|| not_found("board"))?;
+    let board = super::tx::visible_board(tx, caller, board_id)?;
     let actor = actor_for(caller, board_id);
     queue::check_unlocked(&actor, &board.rules())?;
     let lane = match new.lane_id {
         Some(lane_id) => {
-            let lane = load_lane(&mut tx, lane_id)
-                .await?
-                .filter(|l| l.board_id == board_id);
+            let lane = super::tx::load_lane(tx, lane_id)?.filter(|l| l.board_id == board_id);
             let lane = lane
                 .ok_or_else(|| DomainError::validation("lane_id", "no such lane on this board"))?;
             if !lane.role.is_open() {
@@ -249,48 +265,55 @@ pub async fn create(
             } else {
                 &[LaneRole::Backlog, LaneRole::Ready]
             };
-            first_lane_with(&mut tx, board_id, preference)
-                .await?
-                .ok_or_else(|| {
-                    DomainError::validation("lane_id", "the board has no backlog or ready lane")
-                })?
+            super::tx::first_lane_with(tx, board_id, preference)?.ok_or_else(|| {
+                DomainError::validation("lane_id", "the board has no backlog or ready lane")
+            })?
         }
     };
     if let Some(parent) = new.parent_id {
-        check_parent(&mut tx, board_id, None, parent).await?;
+        check_on_board(tx, board_id, "parent_id", parent)?;
     }
-    check_blockers(&mut tx, board_id, None, &new.blocked_by).await?;
-    let number: i64 = sqlx::query_scalar(
-        "UPDATE boards SET next_number = next_number + 1 WHERE id = ? RETURNING next_number - 1",
-    )
-    .bind(board_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO items (board_id, number, lane_id, status, open, kind, parent_id, title, body, priority, labels, agent_ready, \
-         created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(board_id)
-    .bind(number)
-    .bind(lane.id)
-    .bind(lane.role.as_str())
-    .bind(lane.role.is_open())
-    .bind(new.kind.as_str())
-    .bind(new.parent_id)
-    .bind(&new.title)
-    .bind(&new.body)
-    .bind(new.priority)
-    .bind(serde_json::to_string(&new.labels).unwrap_or_else(|_| "[]".into()))
-    .bind(new.agent_ready)
-    .bind(caller.worker_id)
-    .bind(now_ms)
-    .bind(now_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-    replace_blockers(&mut tx, id, &new.blocked_by).await?;
-    events::append(
-        &mut tx,
-        NewEvent {
+    for &blocker in &new.blocked_by {
+        check_on_board(tx, board_id, "blocked_by", blocker)?;
+    }
+    let number: i64 = tx
+        .prepare_cached(
+            "UPDATE boards SET next_number = next_number + 1 WHERE id = ? RETURNING next_number - 1",
+        )?
+        .query_row([board_id], |r| r.get(0))?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO items (board_id, number, lane_id, status, open, kind, parent_id, title, body, priority, labels, agent_ready, \
+             created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            rusqlite::params![
+                board_id,
+                number,
+                lane.id,
+                lane.role.as_str(),
+                lane.role.is_open(),
+                new.kind.as_str(),
+                new.parent_id,
+                new.title,
+                new.body,
+                new.priority,
+                serde_json::to_string(&new.labels).unwrap_or_else(|_| "[]".into()),
+                new.agent_ready,
+                caller.worker_id,
+                now_ms,
+                now_ms
+            ],
+            |r| r.get(0),
+        )?;
+    let mut insert_dep = tx
+        .prepare_cached("INSERT OR IGNORE INTO item_deps (item_id, blocked_by_id) VALUES (?, ?)")?;
+    for &blocker in &new.blocked_by {
+        insert_dep.execute([id, blocker])?;
+    }
+    super::tx::append_event(
+        tx,
+        &NewEvent {
             kind: EventType::ItemCreated,
             board_id,
             item_id: Some(id),
@@ -298,12 +321,9 @@ pub async fn create(
             at_ms: now_ms,
             data: json!({"lane_id": lane.id, "status": lane.role, "kind": new.kind, "title": new.title, "priority": new.priority}),
         },
-    )
-    .await?;
-    announce_if_agent_ready(&mut tx, &board, id, Some(caller.worker_id), now_ms).await?;
-    let item = reload(&mut tx, id, now_ms).await?;
-    tx.commit().await?;
-    Ok(item)
+    )?;
+    super::tx::announce_if_agent_ready(tx, &board, id, Some(caller.worker_id), now_ms)?;
+    super::tx::reload(tx, id, now_ms)
 }
 
 /// Renews the holder's lease (any holder write does).
@@ -336,7 +356,7 @@ pub async fn update(
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (row, board) = load_visible(&mut tx, caller, id).await?;
     let actor = actor_for(caller, board.id);
     let is_holder =

@@ -6,6 +6,7 @@
 //! transaction, which is what makes a claim atomic. Reads use
 //! [`Store::reader`] and never wait for writers (WAL).
 
+pub mod auth_cache;
 pub mod boards;
 pub mod comments;
 pub mod error;
@@ -17,9 +18,11 @@ pub mod queue;
 pub mod search;
 pub mod stats;
 pub mod tokens;
+pub(crate) mod tx;
 pub mod users;
 pub mod webhook_health;
 pub mod webhooks;
+pub mod writer;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -27,9 +30,10 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::CommandError;
+pub use error::{CommandError, CommandResult};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/tenant");
 
@@ -47,8 +51,18 @@ pub enum Durability {
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// The writer thread: every command runs here (see `writer`).
+    pub commands: writer::Writer,
+    /// An sqlx connection to the same file for migrations and the writes
+    /// not yet moved to the writer thread; its transactions begin
+    /// `IMMEDIATE`, so the two never deadlock, they queue on SQLite's lock.
     pub writer: SqlitePool,
     pub reader: SqlitePool,
+    /// Ticks after every committed change (wakes long-polls, SSE streams
+    /// and the webhook sender); the writer thread is what ticks it.
+    pub changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Working tokens by secret hash (see `auth_cache`).
+    pub auth: Arc<auth_cache::AuthCache>,
     path: PathBuf,
 }
 
@@ -63,6 +77,8 @@ pub enum OpenStoreError {
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot apply migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot start the writer")]
+    Writer(#[from] writer::WriterError),
 }
 
 pub fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {
@@ -118,11 +134,30 @@ impl Store {
             .connect_with(options.read_only(true))
             .await
             .map_err(open_err)?;
+        let changes = Arc::new(tokio::sync::watch::channel(0).0);
+        let commands = writer::Writer::start(&path, durability, changes.clone())?;
         Ok(Self {
+            commands,
             writer,
             reader,
+            changes,
+            auth: Arc::default(),
             path,
         })
+    }
+
+    /// Runs a command on the writer thread (see [`writer::Writer::run`]).
+    pub async fn run<T, F>(&self, command: F) -> CommandResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&writer::Tx<'_>) -> CommandResult<T> + Send + 'static,
+    {
+        self.commands.run(command).await
+    }
+
+    /// Wakes change listeners for a write made outside the writer thread.
+    pub fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn path(&self) -> &Path {

@@ -457,3 +457,83 @@ impl TryFrom<TokenRow> for TokenInfo {
         })
     }
 }
+
+// Rows as the writer thread reads them (rusqlite), column for column the
+// same SELECTs as the sqlx rows above, so one query text serves both.
+
+impl BoardRow {
+    pub(crate) fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            key: r.get(2)?,
+            locked: r.get(3)?,
+            claim_limit: r.get(4)?,
+            agent_lease_seconds: r.get(5)?,
+            human_lease_seconds: r.get(6)?,
+            agents_need_ready: r.get(7)?,
+            created_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        })
+    }
+}
+
+impl LaneRow {
+    pub(crate) fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            board_id: r.get(1)?,
+            name: r.get(2)?,
+            role: r.get(3)?,
+            position: r.get(4)?,
+            wip_limit: r.get(5)?,
+            who: r.get(6)?,
+        })
+    }
+}
+
+impl ItemRow {
+    pub(crate) fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            board_id: r.get(1)?,
+            board_key: r.get(2)?,
+            number: r.get(3)?,
+            lane_id: r.get(4)?,
+            status: r.get(5)?,
+            kind: r.get(6)?,
+            parent_id: r.get(7)?,
+            title: r.get(8)?,
+            body: r.get(9)?,
+            priority: r.get(10)?,
+            labels: r.get(11)?,
+            agent_ready: r.get(12)?,
+            claim_worker_id: r.get(13)?,
+            claim_worker_name: r.get(14)?,
+            claim_worker_kind: r.get(15)?,
+            claimed_at: r.get(16)?,
+            lease_expires_at: r.get(17)?,
+            claim_token: r.get(18)?,
+            version: r.get(19)?,
+            created_at: r.get(20)?,
+            updated_at: r.get(21)?,
+            blocked_by: r.get(22)?,
+            open_blockers: r.get(23)?,
+        })
+    }
+}
+
+impl CommentRow {
+    pub(crate) fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            item_id: r.get(1)?,
+            author_id: r.get(2)?,
+            author_name: r.get(3)?,
+            author_kind: r.get(4)?,
+            kind: r.get(5)?,
+            body: r.get(6)?,
+            created_at: r.get(7)?,
+        })
+    }
+}

@@ -1,21 +1,25 @@
-//! The queue commands: claim, claim-next, heartbeat, release, move, the
-//! allowed list and lease expiry. Each write is one transaction on the
-//! single writer connection: load, ask `domain::queue`, write the change
-//! and its events, commit.
+//! The queue commands as the writer executes them: claim, claim-next,
+//! heartbeat, release, move and lease expiry, each a synchronous function
+//! over the writer's [`Tx`] (load, ask `domain::queue`, write the change,
+//! its events and outbox rows, build the answer), plus the reads `allowed`
+//! and the queue metrics on the reader pool. Edges call them through
+//! `crate::commands::queue`, which hands them to the writer.
 
-use super::Store;
-use super::boards::{first_lane_with, lanes_of, load_board, load_lane};
-use super::comments::{self, Handoff};
+use super::boards::lanes_of;
+use super::comments::Handoff;
 use super::error::{CommandResult, not_found};
-use super::events::{self, NewEvent};
-use super::items::{
-    SELECT_ITEM, actor_for, announce_if_agent_ready, load_row, load_visible, reload, renew_lease,
+use super::items::SELECT_ITEM;
+use super::model::{Board, Item, ItemRow};
+use super::tx::{
+    append_event, clear_claim, first_lane_with, grant_claim, held_on_board, invalid, item_event,
+    lane_state, load_all_boards, load_lane, load_row, load_visible, reload, renew_lease, set_lane,
+    visible_board,
 };
-use super::model::{Board, Item, ItemRow, Lane};
+use super::writer::Tx;
 use crate::domain::board::LaneRole;
 use crate::domain::event::EventType;
 use crate::domain::item::{CommentKind, ItemKind, NewComment};
-use crate::domain::queue::{self, ClaimDecision, ClaimEffect, LaneState};
+use crate::domain::queue::{self, ClaimDecision, ClaimEffect};
 use crate::domain::{DomainError, Principal, WorkerKind};
 use serde::Serialize;
 use serde_json::json;
@@ -37,117 +41,14 @@ pub enum ClaimOutcome {
     Renewed,
 }
 
-async fn held_on_board(
-    conn: &mut SqliteConnection,
-    worker_id: i64,
-    board_id: i64,
-    now_ms: i64,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM items WHERE claim_worker_id = ? AND board_id = ? AND lease_expires_at > ?")
-        .bind(worker_id)
-        .bind(board_id)
-        .bind(now_ms)
-        .fetch_one(conn)
-        .await
-}
-
-async fn lane_state(conn: &mut SqliteConnection, lane: &Lane) -> Result<LaneState, sqlx::Error> {
-    // Counting is only needed against a limit; done lanes can be huge.
-    let count = match lane.wip_limit {
-        Some(_) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM items WHERE lane_id = ?")
-                .bind(lane.id)
-                .fetch_one(&mut *conn)
-                .await?
-        }
-        None => 0,
-    };
-    Ok(LaneState {
-        id: lane.id,
-        role: lane.role,
-        wip_limit: lane.wip_limit,
-        who: lane.who,
-        count,
-    })
-}
-
-fn event(
-    kind: EventType,
-    board_id: i64,
-    item_id: i64,
-    actor_id: Option<i64>,
-    at_ms: i64,
-    data: serde_json::Value,
-) -> NewEvent {
-    NewEvent {
-        kind,
-        board_id,
-        item_id: Some(item_id),
-        actor_id,
-        at_ms,
-        data,
-    }
-}
-
-/// Puts the item in `lane`; its lane is one of its own fields, so `version` grows.
-async fn set_lane(
-    conn: &mut SqliteConnection,
-    item_id: i64,
-    lane: &Lane,
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE items SET lane_id = ?, status = ?, open = ?, version = version + 1, updated_at = ? WHERE id = ?")
-        .bind(lane.id)
-        .bind(lane.role.as_str())
-        .bind(lane.role.is_open())
-        .bind(now_ms)
-        .bind(item_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// A new claim: the fencing token is the item's next sequence number.
-async fn grant_claim(
-    conn: &mut SqliteConnection,
-    board: &Board,
-    caller: &Principal,
-    item_id: i64,
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE items SET claim_worker_id = ?, claimed_at = ?, lease_expires_at = ?, claim_seq = claim_seq + 1, \
-         claim_token = claim_seq + 1 WHERE id = ?",
-    )
-    .bind(caller.worker_id)
-    .bind(now_ms)
-    .bind(now_ms + board.rules().lease_ms(caller.worker_kind))
-    .bind(item_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn clear_claim(conn: &mut SqliteConnection, item_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE items SET claim_worker_id = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_token = NULL WHERE id = ?")
-        .bind(item_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Records that a lapsed claim ended before anyone else takes the item.
-async fn expire_lapsed(
-    conn: &mut SqliteConnection,
-    row: &ItemRow,
-    now_ms: i64,
-) -> CommandResult<()> {
+fn expire_lapsed(tx: &Tx<'_>, row: &ItemRow, now_ms: i64) -> CommandResult<()> {
     if let Some(claim) = row.claim()?.filter(|c| !c.is_live(now_ms)) {
         // Cleared first, so the event's webhook payload shows the item free.
-        clear_claim(conn, row.id).await?;
-        events::append(
-            conn,
-            event(
+        clear_claim(tx, row.id)?;
+        append_event(
+            tx,
+            &item_event(
                 EventType::ItemClaimExpired,
                 row.board_id,
                 row.id,
@@ -155,15 +56,14 @@ async fn expire_lapsed(
                 now_ms,
                 json!({"holder": claim.worker, "token": claim.token, "lease_expired_at": super::model::Timestamp(claim.lease_expires_at_ms)}),
             ),
-        )
-        .await?;
+        )?;
     }
     Ok(())
 }
 
 /// Moves the item into the board's first `in_progress` lane (claim `start`).
-async fn start_work(
-    conn: &mut SqliteConnection,
+fn start_work(
+    tx: &Tx<'_>,
     board: &Board,
     caller: &Principal,
     row: &ItemRow,
@@ -172,15 +72,14 @@ async fn start_work(
     if row.role()? == LaneRole::InProgress {
         return Ok(());
     }
-    let lane = first_lane_with(conn, board.id, &[LaneRole::InProgress])
-        .await?
-        .ok_or_else(|| DomainError::validation("start", "the board has no in_progress lane"))?;
-    let state = lane_state(conn, &lane).await?;
+    let lane = first_lane_with(tx, board.id, &[LaneRole::InProgress])?
+        .ok_or_else(|| invalid("start", "the board has no in_progress lane"))?;
+    let state = lane_state(tx, &lane)?;
     queue::check_enter_lane(&actor_for(caller, board.id), &state, row.lane_id)?;
-    set_lane(conn, row.id, &lane, now_ms).await?;
-    events::append(
-        conn,
-        event(
+    set_lane(tx, row.id, &lane, now_ms)?;
+    append_event(
+        tx,
+        &item_event(
             EventType::ItemMoved,
             board.id,
             row.id,
@@ -188,9 +87,12 @@ async fn start_work(
             now_ms,
             json!({"from_lane_id": row.lane_id, "to_lane_id": lane.id, "from": row.status, "to": lane.role}),
         ),
-    )
-    .await?;
+    )?;
     Ok(())
+}
+
+pub(crate) fn actor_for(caller: &Principal, board_id: i64) -> queue::Actor {
+    super::items::actor_for(caller, board_id)
 }
 
 /// How a claim is made: moved to in_progress (`start`), fenced, and the
@@ -202,15 +104,16 @@ struct ClaimOptions {
     held: Option<i64>,
 }
 
-/// The body of a claim, shared by `claim` and `claim-next`.
-async fn claim_in_tx(
-    conn: &mut SqliteConnection,
+/// The body of a claim, shared by `claim` and `claim-next`; answers with
+/// the claimed item and its handoff, read in the same transaction.
+fn claim_in_tx(
+    tx: &Tx<'_>,
     caller: &Principal,
     row: ItemRow,
     board: &Board,
     options: ClaimOptions,
     now_ms: i64,
-) -> CommandResult<ClaimOutcome> {
+) -> CommandResult<(ClaimedItem, ClaimOutcome)> {
     let ClaimOptions { start, fence, held } = options;
     let state = row.state()?;
     if fence.is_some() {
@@ -218,7 +121,7 @@ async fn claim_in_tx(
     }
     let held = match held {
         Some(held) => held,
-        None => held_on_board(conn, caller.worker_id, board.id, now_ms).await?,
+        None => held_on_board(tx, caller.worker_id, board.id, now_ms)?,
     };
     let decision = queue::check_claim(
         &actor_for(caller, board.id),
@@ -229,15 +132,15 @@ async fn claim_in_tx(
     )?;
     let outcome = match decision {
         ClaimDecision::Renew => {
-            renew_lease(conn, board, caller, row.id, now_ms).await?;
+            renew_lease(tx, board, caller, row.id, now_ms)?;
             ClaimOutcome::Renewed
         }
         ClaimDecision::New => {
-            expire_lapsed(conn, &row, now_ms).await?;
-            grant_claim(conn, board, caller, row.id, now_ms).await?;
-            events::append(
-                conn,
-                event(
+            expire_lapsed(tx, &row, now_ms)?;
+            grant_claim(tx, board, caller, row.id, now_ms)?;
+            append_event(
+                tx,
+                &item_event(
                     EventType::ItemClaimed,
                     board.id,
                     row.id,
@@ -245,45 +148,30 @@ async fn claim_in_tx(
                     now_ms,
                     json!({"holder": caller.worker_ref(), "lease_ms": board.rules().lease_ms(caller.worker_kind)}),
                 ),
-            )
-            .await?;
+            )?;
             ClaimOutcome::New
         }
     };
     if start {
-        start_work(conn, board, caller, &row, now_ms).await?;
+        start_work(tx, board, caller, &row, now_ms)?;
     }
-    Ok(outcome)
-}
-
-/// The answer to a claim, read after the commit from a reader connection
-/// so the single writer is free for the next command sooner.
-async fn claimed_view(store: &Store, item_id: i64, now_ms: i64) -> CommandResult<ClaimedItem> {
-    let mut conn = store.reader.acquire().await?;
-    let item = reload(&mut conn, item_id, now_ms).await?;
-    let handoff = comments::handoff(&mut conn, item_id).await?;
-    Ok(ClaimedItem { item, handoff })
-}
-
-/// An item as a command left it, read after the commit (see `claimed_view`).
-async fn committed(store: &Store, item_id: i64, now_ms: i64) -> CommandResult<Item> {
-    let mut conn = store.reader.acquire().await?;
-    reload(&mut conn, item_id, now_ms).await
+    let item = reload(tx, row.id, now_ms)?;
+    let handoff = super::tx::handoff(tx, row.id)?;
+    Ok((ClaimedItem { item, handoff }, outcome))
 }
 
 /// `POST /api/items/{id}/claim`.
-pub async fn claim(
-    store: &Store,
+pub fn claim(
+    tx: &Tx<'_>,
     caller: &Principal,
     item_id: i64,
     start: bool,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<(ClaimedItem, ClaimOutcome)> {
-    let mut tx = store.writer.begin().await?;
-    let (row, board) = load_visible(&mut tx, caller, item_id).await?;
-    let outcome = claim_in_tx(
-        &mut tx,
+    let (row, board) = load_visible(tx, caller, item_id)?;
+    claim_in_tx(
+        tx,
         caller,
         row,
         &board,
@@ -294,9 +182,6 @@ pub async fn claim(
         },
         now_ms,
     )
-    .await?;
-    tx.commit().await?;
-    Ok((claimed_view(store, item_id, now_ms).await?, outcome))
 }
 
 /// What a worker is looking for in `claim-next` and `allowed`.
@@ -307,38 +192,11 @@ pub struct QueueFilter {
     pub labels: Vec<String>,
 }
 
-/// The boards the caller can take work from, in id order.
-async fn visible_boards(
-    conn: &mut SqliteConnection,
-    caller: &Principal,
-    board_id: Option<i64>,
-) -> CommandResult<Vec<Board>> {
-    match board_id.or(caller.board_id) {
-        Some(id) => {
-            if !caller.can_see_board(id) {
-                return Err(not_found("board"));
-            }
-            Ok(vec![
-                load_board(conn, id)
-                    .await?
-                    .ok_or_else(|| not_found("board"))?,
-            ])
-        }
-        None => Ok(super::boards::load_all(conn).await?),
-    }
-}
-
-/// Up to `limit` claimable items of one board, best first, read straight
-/// off the `(board_id, open, [agent_ready,] priority, id)` index.
-async fn candidates(
-    conn: &mut SqliteConnection,
-    board: &Board,
-    kind: WorkerKind,
-    filter: &QueueFilter,
-    limit: i64,
-    now_ms: i64,
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    let agents_only_ready = kind == WorkerKind::Agent && board.agents_need_ready;
+/// The claimability predicate in SQL (the Rust twin is
+/// `domain::queue::claimable`; a property test holds them equal): open
+/// lane, no live claim, every blocker done, agent-ready when required.
+/// Parameters: board id, now, then the filter's kinds and labels, then the limit.
+pub(crate) fn candidate_sql(agents_only_ready: bool, filter: &QueueFilter) -> String {
     let mut sql =
         String::from("SELECT i.priority, i.id FROM items i WHERE i.board_id = ? AND i.open = 1");
     if agents_only_ready {
@@ -361,6 +219,20 @@ async fn candidates(
         ));
     }
     sql.push_str(" ORDER BY i.priority, i.id LIMIT ?");
+    sql
+}
+
+/// Up to `limit` claimable items of one board, best first, read straight
+/// off the `(board_id, open, [agent_ready,] priority, id)` index (readers).
+async fn candidates(
+    conn: &mut SqliteConnection,
+    board: &Board,
+    kind: WorkerKind,
+    filter: &QueueFilter,
+    limit: i64,
+    now_ms: i64,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let sql = candidate_sql(kind == WorkerKind::Agent && board.agents_need_ready, filter);
     let mut query = sqlx::query_as::<_, (i64, i64)>(&sql)
         .bind(board.id)
         .bind(now_ms);
@@ -373,17 +245,40 @@ async fn candidates(
     query.bind(limit).fetch_all(conn).await
 }
 
+/// The best claimable item of one board on the writer, as (priority, id).
+fn best_candidate(
+    tx: &Tx<'_>,
+    board: &Board,
+    kind: WorkerKind,
+    filter: &QueueFilter,
+    now_ms: i64,
+) -> rusqlite::Result<Option<(i64, i64)>> {
+    use rusqlite::OptionalExtension;
+    let sql = candidate_sql(kind == WorkerKind::Agent && board.agents_need_ready, filter);
+    let mut params: Vec<rusqlite::types::Value> = vec![board.id.into(), now_ms.into()];
+    params.extend(filter.kinds.iter().map(|k| k.as_str().to_owned().into()));
+    params.extend(filter.labels.iter().map(|l| l.clone().into()));
+    params.push(1_i64.into());
+    tx.prepare_cached(&sql)?
+        .query_row(rusqlite::params_from_iter(params), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+}
+
 /// `POST /api/claim-next`: the best claimable item, atomically claimed;
 /// `None` when there is none.
-pub async fn claim_next(
-    store: &Store,
+pub fn claim_next(
+    tx: &Tx<'_>,
     caller: &Principal,
     filter: &QueueFilter,
     start: bool,
     now_ms: i64,
 ) -> CommandResult<Option<(ClaimedItem, ClaimOutcome)>> {
-    let mut tx = store.writer.begin().await?;
-    let boards = visible_boards(&mut tx, caller, filter.board_id).await?;
+    let boards = match filter.board_id.or(caller.board_id) {
+        Some(id) => vec![visible_board(tx, caller, id)?],
+        None => load_all_boards(tx)?,
+    };
     // (priority, id) of the best candidate, its board's index, and the
     // caller's claims held there.
     let mut best: Option<((i64, i64), usize, i64)> = None;
@@ -397,15 +292,13 @@ pub async fn claim_next(
             }
             continue;
         }
-        let held = held_on_board(&mut tx, caller.worker_id, board.id, now_ms).await?;
+        let held = held_on_board(tx, caller.worker_id, board.id, now_ms)?;
         if held >= board.claim_limit {
             at_limit.get_or_insert((board.claim_limit, held));
             continue;
         }
         open_boards += 1;
-        if let Some(&candidate) = candidates(&mut tx, board, caller.worker_kind, filter, 1, now_ms)
-            .await?
-            .first()
+        if let Some(candidate) = best_candidate(tx, board, caller.worker_kind, filter, now_ms)?
             && best.is_none_or(|(b, _, _)| candidate < b)
         {
             best = Some((candidate, index, held));
@@ -419,15 +312,12 @@ pub async fn claim_next(
         }
         return Ok(None);
     };
-    let row = load_row(&mut tx, item_id)
-        .await?
-        .ok_or_else(|| not_found("item"))?;
-    let board = &boards[index];
-    let outcome = claim_in_tx(
-        &mut tx,
+    let row = load_row(tx, item_id)?.ok_or_else(|| not_found("item"))?;
+    claim_in_tx(
+        tx,
         caller,
         row,
-        board,
+        &boards[index],
         ClaimOptions {
             start,
             fence: None,
@@ -435,9 +325,28 @@ pub async fn claim_next(
         },
         now_ms,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(Some((claimed_view(store, item_id, now_ms).await?, outcome)))
+    .map(Some)
+}
+
+/// The boards the caller can take work from, in id order (readers).
+async fn visible_boards(
+    conn: &mut SqliteConnection,
+    caller: &Principal,
+    board_id: Option<i64>,
+) -> CommandResult<Vec<Board>> {
+    match board_id.or(caller.board_id) {
+        Some(id) => {
+            if !caller.can_see_board(id) {
+                return Err(not_found("board"));
+            }
+            Ok(vec![
+                super::boards::load_board(conn, id)
+                    .await?
+                    .ok_or_else(|| not_found("board"))?,
+            ])
+        }
+        None => Ok(super::boards::load_all(conn).await?),
+    }
 }
 
 /// `GET /api/allowed`: what the caller holds, then what it may claim now.
@@ -477,7 +386,7 @@ pub async fn allowed(
         .into_iter()
         .take((limit as usize).saturating_sub(items.len()))
     {
-        if let Some(row) = load_row(&mut conn, id).await? {
+        if let Some(row) = super::items::load_row(&mut conn, id).await? {
             items.push(row.into_item(now_ms)?);
         }
     }
@@ -486,62 +395,52 @@ pub async fn allowed(
 }
 
 /// `POST /api/items/{id}/heartbeat`.
-pub async fn heartbeat(
-    store: &Store,
+pub fn heartbeat(
+    tx: &Tx<'_>,
     caller: &Principal,
     item_id: i64,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = store.writer.begin().await?;
-    let (row, board) = load_visible(&mut tx, caller, item_id).await?;
+    let (row, board) = load_visible(tx, caller, item_id)?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
     queue::check_heartbeat(&actor_for(caller, board.id), &state, now_ms)?;
-    renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;
-    tx.commit().await?;
-    committed(store, item_id, now_ms).await
+    renew_lease(tx, &board, caller, item_id, now_ms)?;
+    reload(tx, item_id, now_ms)
 }
 
 /// Ends a claim that is released or expired; an item in progress goes back
 /// to the first ready lane (or backlog) so it really is claimable.
-async fn return_to_queue(
-    conn: &mut SqliteConnection,
-    board: &Board,
-    row: &ItemRow,
-    now_ms: i64,
-) -> CommandResult<()> {
-    clear_claim(conn, row.id).await?;
+fn return_to_queue(tx: &Tx<'_>, board: &Board, row: &ItemRow, now_ms: i64) -> CommandResult<()> {
+    clear_claim(tx, row.id)?;
     if let Some(roles) = queue::lane_after_release(row.role()?)
-        && let Some(lane) = first_lane_with(conn, board.id, &roles).await?
+        && let Some(lane) = first_lane_with(tx, board.id, &roles)?
     {
-        set_lane(conn, row.id, &lane, now_ms).await?;
+        set_lane(tx, row.id, &lane, now_ms)?;
     }
     Ok(())
 }
 
 /// `POST /api/items/{id}/release`: by the holder, or forced by a board admin.
-pub async fn release(
-    store: &Store,
+pub fn release(
+    tx: &Tx<'_>,
     caller: &Principal,
     item_id: i64,
     reason: Option<&str>,
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = store.writer.begin().await?;
-    let (row, board) = load_visible(&mut tx, caller, item_id).await?;
+    let (row, board) = load_visible(tx, caller, item_id)?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
     let kind = queue::check_release(&actor_for(caller, board.id), &state)?;
     let holder = state.claim.as_ref().map(|c| c.worker.clone());
-    return_to_queue(&mut tx, &board, &row, now_ms).await?;
-    let after = load_row(&mut tx, item_id)
-        .await?
-        .ok_or_else(|| not_found("item"))?;
-    events::append(
-        &mut tx,
-        event(
+    return_to_queue(tx, &board, &row, now_ms)?;
+    let after = load_row(tx, item_id)?.ok_or_else(|| not_found("item"))?;
+    append_event(
+        tx,
+        &item_event(
             EventType::ItemReleased,
             board.id,
             item_id,
@@ -550,11 +449,9 @@ pub async fn release(
             json!({"holder": holder, "forced": kind == queue::ReleaseKind::Forced, "reason": reason,
                    "from_lane_id": row.lane_id, "lane_id": after.lane_id, "status": after.status}),
         ),
-    )
-    .await?;
-    announce_if_agent_ready(&mut tx, &board, item_id, Some(caller.worker_id), now_ms).await?;
-    tx.commit().await?;
-    committed(store, item_id, now_ms).await
+    )?;
+    super::tx::announce_if_agent_ready(tx, &board, item_id, Some(caller.worker_id), now_ms)?;
+    reload(tx, item_id, now_ms)
 }
 
 /// Where a move goes.
@@ -565,8 +462,8 @@ pub enum MoveTarget {
 }
 
 /// `POST /api/items/{id}/move`.
-pub async fn move_item(
-    store: &Store,
+pub fn move_item(
+    tx: &Tx<'_>,
     caller: &Principal,
     item_id: i64,
     target: MoveTarget,
@@ -574,28 +471,18 @@ pub async fn move_item(
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = store.writer.begin().await?;
-    let (row, board) = load_visible(&mut tx, caller, item_id).await?;
+    let (row, board) = load_visible(tx, caller, item_id)?;
     let state = row.state()?;
     queue::check_fence(fence, &state)?;
     let lane = match target {
-        MoveTarget::Lane(id) => load_lane(&mut tx, id)
-            .await?
+        MoveTarget::Lane(id) => load_lane(tx, id)?
             .filter(|l| l.board_id == board.id)
-            .ok_or_else(|| {
-                DomainError::validation("lane_id", "no such lane on this item's board")
-            })?,
-        MoveTarget::Status(role) => first_lane_with(&mut tx, board.id, &[role])
-            .await?
-            .ok_or_else(|| {
-                DomainError::validation(
-                    "status",
-                    format!("the board has no {} lane", role.as_str()),
-                )
-            })?,
+            .ok_or_else(|| invalid("lane_id", "no such lane on this item's board"))?,
+        MoveTarget::Status(role) => first_lane_with(tx, board.id, &[role])?
+            .ok_or_else(|| invalid("status", format!("the board has no {} lane", role.as_str())))?,
     };
-    let to = lane_state(&mut tx, &lane).await?;
-    let held = held_on_board(&mut tx, caller.worker_id, board.id, now_ms).await?;
+    let to = lane_state(tx, &lane)?;
+    let held = held_on_board(tx, caller.worker_id, board.id, now_ms)?;
     let actor = actor_for(caller, board.id);
     let effect = queue::check_move(&actor, &board.rules(), &state, &to, held, now_ms)?;
     let is_holder = state
@@ -604,27 +491,24 @@ pub async fn move_item(
         .is_some_and(|c| c.worker.id == caller.worker_id);
     if lane.id == row.lane_id {
         if is_holder {
-            renew_lease(&mut tx, &board, caller, item_id, now_ms).await?;
+            renew_lease(tx, &board, caller, item_id, now_ms)?;
         }
-        tx.commit().await?;
-        return committed(store, item_id, now_ms).await;
+        return reload(tx, item_id, now_ms);
     }
-    set_lane(&mut tx, item_id, &lane, now_ms).await?;
+    set_lane(tx, item_id, &lane, now_ms)?;
     let claim_ended = effect == ClaimEffect::End;
     match effect {
-        ClaimEffect::End => clear_claim(&mut tx, item_id).await?,
+        ClaimEffect::End => clear_claim(tx, item_id)?,
         ClaimEffect::ClaimForMover => {
-            expire_lapsed(&mut tx, &row, now_ms).await?;
-            grant_claim(&mut tx, &board, caller, item_id, now_ms).await?;
+            expire_lapsed(tx, &row, now_ms)?;
+            grant_claim(tx, &board, caller, item_id, now_ms)?;
         }
-        ClaimEffect::Keep if is_holder => {
-            renew_lease(&mut tx, &board, caller, item_id, now_ms).await?
-        }
+        ClaimEffect::Keep if is_holder => renew_lease(tx, &board, caller, item_id, now_ms)?,
         ClaimEffect::Keep => {}
     }
-    events::append(
-        &mut tx,
-        event(
+    append_event(
+        tx,
+        &item_event(
             EventType::ItemMoved,
             board.id,
             item_id,
@@ -633,12 +517,11 @@ pub async fn move_item(
             json!({"from_lane_id": row.lane_id, "to_lane_id": lane.id, "from": row.status, "to": lane.role,
                    "claim_ended": claim_ended, "note": note}),
         ),
-    )
-    .await?;
+    )?;
     if effect == ClaimEffect::ClaimForMover {
-        events::append(
-            &mut tx,
-            event(
+        append_event(
+            tx,
+            &item_event(
                 EventType::ItemClaimed,
                 board.id,
                 item_id,
@@ -646,8 +529,7 @@ pub async fn move_item(
                 now_ms,
                 json!({"holder": caller.worker_ref(), "by_move": true}),
             ),
-        )
-        .await?;
+        )?;
     }
     if let Some(note) = note.map(str::trim).filter(|n| !n.is_empty()) {
         // A note on the way to blocked is the handoff for whoever resumes.
@@ -657,20 +539,12 @@ pub async fn move_item(
             CommentKind::Comment
         };
         let comment = NewComment::parse(note, Some(kind)).map_err(DomainError::Validation)?;
-        comments::insert(
-            &mut tx,
-            board.id,
-            item_id,
-            caller.worker_id,
-            &comment,
-            now_ms,
-        )
-        .await?;
+        super::tx::insert_comment(tx, board.id, item_id, caller.worker_id, &comment, now_ms)?;
     }
     if lane.role == LaneRole::Done {
-        events::append(
-            &mut tx,
-            event(
+        append_event(
+            tx,
+            &item_event(
                 EventType::ItemDone,
                 board.id,
                 item_id,
@@ -678,70 +552,63 @@ pub async fn move_item(
                 now_ms,
                 json!({"lane_id": lane.id}),
             ),
-        )
-        .await?;
-        announce_unblocked(&mut tx, &board, item_id, caller.worker_id, now_ms).await?;
+        )?;
+        announce_unblocked(tx, &board, item_id, caller.worker_id, now_ms)?;
     }
     if lane.role.is_open() {
-        announce_if_agent_ready(&mut tx, &board, item_id, Some(caller.worker_id), now_ms).await?;
+        super::tx::announce_if_agent_ready(tx, &board, item_id, Some(caller.worker_id), now_ms)?;
     }
-    tx.commit().await?;
-    committed(store, item_id, now_ms).await
+    reload(tx, item_id, now_ms)
 }
 
 /// Items waiting on `done_id` may have just become claimable.
-async fn announce_unblocked(
-    conn: &mut SqliteConnection,
+fn announce_unblocked(
+    tx: &Tx<'_>,
     board: &Board,
     done_id: i64,
     actor_id: i64,
     now_ms: i64,
 ) -> CommandResult<()> {
-    let waiting: Vec<i64> =
-        sqlx::query_scalar("SELECT item_id FROM item_deps WHERE blocked_by_id = ?")
-            .bind(done_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let waiting: Vec<i64> = tx
+        .prepare_cached("SELECT item_id FROM item_deps WHERE blocked_by_id = ?")?
+        .query_map([done_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     for id in waiting {
-        announce_if_agent_ready(conn, board, id, Some(actor_id), now_ms).await?;
+        super::tx::announce_if_agent_ready(tx, board, id, Some(actor_id), now_ms)?;
     }
     Ok(())
 }
 
-/// Releases up to `batch` lapsed claims in one transaction; returns how many.
-pub async fn reap_expired(pool: &SqlitePool, batch: i64, now_ms: i64) -> CommandResult<Vec<i64>> {
-    let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM items WHERE claim_worker_id IS NOT NULL AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
-    )
-    .bind(now_ms)
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
+/// Releases up to `batch` lapsed claims; returns their ids.
+pub fn reap_expired(tx: &Tx<'_>, batch: i64, now_ms: i64) -> CommandResult<Vec<i64>> {
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM items WHERE claim_worker_id IS NOT NULL AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
+        )?
+        .query_map([now_ms, batch], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
     let mut boards: Vec<Board> = Vec::new();
     for &id in &ids {
-        let Some(row) = load_row(&mut tx, id).await? else {
+        let Some(row) = load_row(tx, id)? else {
             continue;
         };
         let board = match boards.iter().find(|b| b.id == row.board_id) {
             Some(b) => b.clone(),
             None => {
-                let b = load_board(&mut tx, row.board_id)
-                    .await?
-                    .ok_or_else(|| not_found("board"))?;
+                let b =
+                    super::tx::load_board(tx, row.board_id)?.ok_or_else(|| not_found("board"))?;
                 boards.push(b.clone());
                 b
             }
         };
         if let Some(roles) = queue::lane_after_release(row.role()?)
-            && let Some(lane) = first_lane_with(&mut tx, board.id, &roles).await?
+            && let Some(lane) = first_lane_with(tx, board.id, &roles)?
         {
-            set_lane(&mut tx, id, &lane, now_ms).await?;
+            set_lane(tx, id, &lane, now_ms)?;
         }
-        expire_lapsed(&mut tx, &row, now_ms).await?;
-        announce_if_agent_ready(&mut tx, &board, id, None, now_ms).await?;
+        expire_lapsed(tx, &row, now_ms)?;
+        super::tx::announce_if_agent_ready(tx, &board, id, None, now_ms)?;
     }
-    tx.commit().await?;
     Ok(ids)
 }
 

@@ -5,6 +5,7 @@
 //! randomness, so a fast hash is as good as a slow one here and keeps
 //! authentication off the request's critical path.
 
+use super::auth_cache::CachedToken;
 use super::error::{CommandResult, not_found};
 use super::model::{TokenInfo, TokenRow};
 use crate::domain::error::WorkerRef;
@@ -162,7 +163,7 @@ pub async fn create(
     secret: Option<String>,
     now_ms: i64,
 ) -> CommandResult<(TokenInfo, String)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if let Some(board) = token.board_id {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE id = ?")
             .bind(board)
@@ -230,13 +231,15 @@ fn may_manage(caller: &Principal, token: &TokenInfo) -> bool {
             .is_some_and(|b| caller.is_board_admin(b) && caller.board_id.is_some())
 }
 
-/// Revokes a token: the very next request with it is `401`.
+/// Revokes a token: the very next request with it is `401` (the auth
+/// cache forgets it once the revocation has committed).
 pub async fn revoke(
-    pool: &SqlitePool,
+    store: &super::Store,
     caller: &Principal,
     id: i64,
     now_ms: i64,
 ) -> CommandResult<TokenInfo> {
+    let pool = &store.writer;
     let token = get(pool, id)
         .await?
         .filter(|t| may_manage(caller, t))
@@ -246,6 +249,7 @@ pub async fn revoke(
         .bind(token.id)
         .execute(pool)
         .await?;
+    store.auth.forget_token(token.id);
     get(pool, id).await?.ok_or_else(|| not_found("token"))
 }
 
@@ -263,7 +267,8 @@ struct AuthRow {
     last_used_at: Option<i64>,
 }
 
-/// The principal a secret stands for, if it is known, unrevoked and unexpired.
+/// The principal a secret stands for, if it is known, unrevoked and
+/// unexpired, with when it was last used (no cache: see `lookup`).
 pub async fn authenticate(
     pool: &SqlitePool,
     secret: &str,
@@ -272,7 +277,18 @@ pub async fn authenticate(
     if !is_well_formed(secret) {
         return Ok(None);
     }
-    let hash = hash_secret(secret);
+    Ok(lookup(pool, &hash_secret(secret), now_ms)
+        .await?
+        .map(|t| (t.principal, t.last_used_at)))
+}
+
+/// The working token whose secret hashes to `hash`, read from the
+/// database (what the auth cache fills itself from).
+pub async fn lookup(
+    pool: &SqlitePool,
+    hash: &[u8; 32],
+    now_ms: i64,
+) -> Result<Option<CachedToken>, sqlx::Error> {
     let row: Option<AuthRow> = sqlx::query_as(
         "SELECT t.id, t.hash, t.worker_id, w.name AS worker_name, w.kind AS worker_kind, t.scopes, t.board_id, \
          t.expires_at, t.revoked_at, t.last_used_at FROM tokens t JOIN workers w ON w.id = t.worker_id WHERE t.hash = ?",
@@ -298,15 +314,16 @@ pub async fn authenticate(
         worker_kind,
         scopes,
         board_id,
-        last_used_at: last_used,
+        expires_at,
+        last_used_at,
         ..
     } = row;
     let Some(kind) = WorkerKind::parse(&worker_kind) else {
         return Ok(None);
     };
     let scopes: Vec<Scope> = serde_json::from_str(&scopes).unwrap_or_default();
-    Ok(Some((
-        Principal {
+    Ok(Some(CachedToken {
+        principal: Principal {
             token_id,
             worker_id,
             worker_name,
@@ -314,8 +331,20 @@ pub async fn authenticate(
             scopes,
             board_id,
         },
-        last_used,
-    )))
+        expires_at,
+        last_used_at,
+    }))
+}
+
+/// Writes the token uses the auth cache noted, in one writer command.
+pub fn record_use(tx: &super::writer::Tx<'_>, uses: &[(i64, i64)]) -> CommandResult<()> {
+    let mut touch = tx.prepare_cached(
+        "UPDATE tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+    )?;
+    for &(token_id, at) in uses {
+        touch.execute(rusqlite::params![at, token_id, at])?;
+    }
+    Ok(())
 }
 
 /// Whether a token still works (long-lived streams re-check this).
@@ -332,17 +361,6 @@ pub async fn still_valid(
     Ok(row.is_some_and(|(revoked, expires)| {
         revoked.is_none() && expires.is_none_or(|at| at > now_ms)
     }))
-}
-
-/// Records use at most once a minute per token, so reads stay reads.
-pub async fn touch(pool: &SqlitePool, token_id: i64, now_ms: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
-        .bind(now_ms)
-        .bind(token_id)
-        .bind(now_ms - 60_000)
-        .execute(pool)
-        .await?;
-    Ok(())
 }
 
 /// What the bootstrap step did.

@@ -120,8 +120,12 @@ pub async fn delete(
             .bind(worker_id)
             .fetch_all(&store.writer)
             .await?;
-    for item_id in &held {
-        queue::release(store, admin, *item_id, Some("user deleted"), None, now_ms).await?;
+    for item_id in held.iter().copied() {
+        // One writer hop per release, like `commands::queue::release`.
+        let admin = admin.clone();
+        store
+            .run(move |tx| queue::release(tx, &admin, item_id, Some("user deleted"), None, now_ms))
+            .await?;
     }
     let mut tx = store.writer.begin().await?;
     sqlx::query("DELETE FROM sessions WHERE user_id = ?")

@@ -111,7 +111,7 @@ pub async fn create(
     if !caller.is_board_admin(board_id) {
         return Err(not_found("board"));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     super::boards::load_board(&mut tx, board_id)
         .await?
         .ok_or_else(|| not_found("board"))?;
@@ -145,7 +145,7 @@ pub async fn update(
     enabled: Option<bool>,
     now_ms: i64,
 ) -> CommandResult<Webhook> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let hook = load(&mut tx, id)
         .await?
         .filter(|w| caller.is_board_admin(w.board_id))
@@ -172,7 +172,7 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &SqlitePool, caller: &Principal, id: i64) -> CommandResult<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     load(&mut tx, id)
         .await?
         .filter(|w| caller.is_board_admin(w.board_id))
@@ -202,7 +202,7 @@ pub async fn rotate_secret(
     overlap_ms: i64,
     now_ms: i64,
 ) -> CommandResult<(Webhook, String)> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     load(&mut tx, id)
         .await?
         .filter(|w| caller.is_board_admin(w.board_id))
@@ -354,7 +354,7 @@ pub async fn record_attempt(
     attempt: &Attempt,
     outcome: &AttemptOutcome,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error, response) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(delivery.id)
         .bind(attempt.at.0)

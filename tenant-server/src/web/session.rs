@@ -343,7 +343,7 @@ pub async fn create_user(
     password_hash: &str,
     now_ms: i64,
 ) -> Result<i64, CommandError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     if let Some(board) = new.board_id {
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE id = ?")
             .bind(board)

@@ -265,6 +265,60 @@ async fn revocation_takes_effect_on_the_very_next_request() {
         .expect_error(401, "unauthorized");
 }
 
+/// Authentication answers from a cache; revocation must still win on the
+/// very next request, even while other requests keep the entry hot and
+/// race to refill it.
+#[tokio::test]
+async fn revocation_beats_a_hot_auth_cache_under_concurrent_use() {
+    let server = std::sync::Arc::new(TestServer::start().await);
+    let token = server.agent("hot").await;
+    let me = server.get(&token, "/api/me").await.expect(200);
+    let id = me["token_id"].as_i64().expect("token id");
+    let revoked_at = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let mut users = Vec::new();
+    for _ in 0..6 {
+        let (server, token, revoked_at) = (server.clone(), token.clone(), revoked_at.clone());
+        users.push(tokio::spawn(async move {
+            let mut late_successes = 0;
+            let mut refusals = 0;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while refusals < 5 && std::time::Instant::now() < deadline {
+                let started = std::time::Instant::now();
+                let reply = server.get(&token, "/api/me").await;
+                let after_revocation = revoked_at
+                    .lock()
+                    .expect("lock")
+                    .is_some_and(|at| started >= at);
+                match reply.status.as_u16() {
+                    200 if after_revocation => late_successes += 1,
+                    200 => {}
+                    401 => refusals += 1,
+                    429 => {}
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+            late_successes
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server
+        .delete(&server.admin, &format!("/api/tokens/{id}"))
+        .await
+        .expect(200);
+    *revoked_at.lock().expect("lock") = Some(std::time::Instant::now());
+    for user in users {
+        assert_eq!(
+            user.await.expect("user task"),
+            0,
+            "no request started after the revocation answered may succeed"
+        );
+    }
+    server
+        .get(&token, "/api/me")
+        .await
+        .expect_error(401, "unauthorized");
+}
+
 #[tokio::test]
 async fn an_expired_token_stops_working_and_a_past_expiry_is_refused() {
     let server = TestServer::start().await;

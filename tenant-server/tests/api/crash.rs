@@ -164,6 +164,30 @@ async fn kill_9_under_claim_load_loses_no_acknowledged_claim_and_nothing_is_clai
     });
     let killer = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
+        // The writer group-commits: under this load several claims share
+        // one transaction, so the kill lands among grouped commits.
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let series = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let (commands, groups) = (
+            series("taskharbor_writer_commands_total"),
+            series("taskharbor_writer_groups_total"),
+        );
+        assert!(
+            commands > groups && groups > 0.0,
+            "claims were group-committed ({commands} commands in {groups} groups)"
+        );
         server.child.kill().expect("kill -9"); // SIGKILL
         server.child.wait().expect("reap");
     };

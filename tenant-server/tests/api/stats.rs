@@ -5,12 +5,13 @@
 
 use crate::support::TestServer;
 use serde_json::{Value, json};
+use taskharbor::commands;
 use taskharbor::domain::Principal;
 use taskharbor::domain::board::LaneRole;
 use taskharbor::domain::flow::parse_date;
 use taskharbor::domain::item::{NewItem, NewItemInput};
-use taskharbor::store::queue::{self, MoveTarget};
-use taskharbor::store::{items, tokens};
+use taskharbor::store::queue::MoveTarget;
+use taskharbor::store::tokens;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
@@ -43,20 +44,20 @@ impl Seeder<'_> {
             ..NewItemInput::default()
         })
         .expect("valid item");
-        items::create(&self.server.state.store.writer, who, self.board, &new, at)
+        commands::items::create(&self.server.state.store, who, self.board, &new, at)
             .await
             .expect("create")
             .id
     }
 
     async fn claim(&self, who: &Principal, item: i64, start: bool, at: i64) {
-        queue::claim(&self.server.state.store, who, item, start, None, at)
+        commands::queue::claim(&self.server.state.store, who, item, start, None, at)
             .await
             .expect("claim");
     }
 
     async fn move_to(&self, who: &Principal, item: i64, role: LaneRole, at: i64) {
-        queue::move_item(
+        commands::queue::move_item(
             &self.server.state.store,
             who,
             item,
@@ -127,7 +128,7 @@ pub(crate) async fn seeded() -> (TestServer, i64) {
             .await;
         seed.claim(&bot_b, item, true, seed.at(25, 12)).await;
     }
-    let reaped = queue::reap_expired(&server.state.store.writer, 100, seed.at(25, 13))
+    let reaped = commands::queue::reap_expired(&server.state.store, 100, seed.at(25, 13))
         .await
         .expect("reap");
     assert_eq!(reaped.len(), 2);
@@ -135,7 +136,7 @@ pub(crate) async fn seeded() -> (TestServer, i64) {
         .create(&admin, "given back", None, seed.at(26, 8))
         .await;
     seed.claim(&hana, released, false, seed.at(26, 9)).await;
-    queue::release(
+    commands::queue::release(
         &server.state.store,
         &hana,
         released,
