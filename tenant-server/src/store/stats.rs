@@ -7,74 +7,66 @@ use super::error::CommandResult;
 use crate::domain::board::LaneRole;
 use crate::domain::flow::{self, Actor, Change, FlowEvent, FlowRange, FlowReport, LaneInfo};
 use crate::domain::{Principal, WorkerKind};
-use serde::Deserialize;
 use sqlx::SqlitePool;
 
-/// The fields of an event's `data` the replay needs; the rest is ignored.
-#[derive(Debug, Default, Deserialize)]
-struct EventData {
+/// One history row with the few `data` fields the replay needs, pulled
+/// out by SQLite's `json_extract` (no JSON parsing per row in Rust).
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    item_id: i64,
+    kind: String,
+    at: i64,
+    actor_id: Option<i64>,
+    actor_name: Option<String>,
+    actor_kind: Option<String>,
     lane_id: Option<i64>,
     to_lane_id: Option<i64>,
     claim_ended: Option<bool>,
-    holder: Option<HolderData>,
+    holder_id: Option<i64>,
+    holder_name: Option<String>,
+    holder_kind: Option<String>,
 }
-
-#[derive(Debug, Deserialize)]
-struct HolderData {
-    id: i64,
-    name: String,
-    kind: WorkerKind,
-}
-
-type EventRow = (
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    String,
-);
 
 fn to_flow_event(row: EventRow) -> Option<FlowEvent> {
-    let (item_id, kind, at_ms, actor_id, actor_name, actor_kind, data) = row;
-    let data: EventData = serde_json::from_str(&data).unwrap_or_default();
     let actor = match (
-        actor_id,
-        actor_name,
-        actor_kind.as_deref().and_then(WorkerKind::parse),
+        row.actor_id,
+        row.actor_name,
+        row.actor_kind.as_deref().and_then(WorkerKind::parse),
     ) {
         (Some(id), Some(name), Some(kind)) => Some(Actor { id, name, kind }),
         _ => None,
     };
-    let change = match kind.as_str() {
+    let change = match row.kind.as_str() {
         "item.created" => Change::Created {
-            lane_id: data.lane_id?,
+            lane_id: row.lane_id?,
         },
         "item.moved" => Change::Moved {
-            to_lane_id: data.to_lane_id?,
-            claim_ended: data.claim_ended.unwrap_or(false),
+            to_lane_id: row.to_lane_id?,
+            claim_ended: row.claim_ended.unwrap_or(false),
         },
         "item.claimed" => {
-            let holder = data.holder.map(|h| Actor {
-                id: h.id,
-                name: h.name,
-                kind: h.kind,
-            });
+            let holder = match (
+                row.holder_id,
+                row.holder_name,
+                row.holder_kind.as_deref().and_then(WorkerKind::parse),
+            ) {
+                (Some(id), Some(name), Some(kind)) => Some(Actor { id, name, kind }),
+                _ => None,
+            };
             Change::Claimed {
                 holder: holder.or_else(|| actor.clone())?,
             }
         }
         "item.released" => Change::Released {
-            lane_id: data.lane_id,
+            lane_id: row.lane_id,
         },
         "item.claim-expired" => Change::LeaseExpired,
         "item.done" => Change::Done,
         _ => return None,
     };
     Some(FlowEvent {
-        item_id,
-        at_ms,
+        item_id: row.item_id,
+        at_ms: row.at,
         actor,
         change,
     })
@@ -113,7 +105,11 @@ pub async fn board_flow(
     // The whole history up to the end of the range: the state on the
     // first day depends on everything before it.
     let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT e.item_id, e.type, e.at, e.actor_id, w.name, w.kind, e.data FROM events e \
+        "SELECT e.item_id, e.type AS kind, e.at, e.actor_id, w.name AS actor_name, w.kind AS actor_kind, \
+         json_extract(e.data, '$.lane_id') AS lane_id, json_extract(e.data, '$.to_lane_id') AS to_lane_id, \
+         json_extract(e.data, '$.claim_ended') AS claim_ended, json_extract(e.data, '$.holder.id') AS holder_id, \
+         json_extract(e.data, '$.holder.name') AS holder_name, json_extract(e.data, '$.holder.kind') AS holder_kind \
+         FROM events e \
          LEFT JOIN workers w ON w.id = e.actor_id \
          WHERE e.board_id = ? AND e.item_id IS NOT NULL AND e.at < ? \
          AND e.type IN ('item.created', 'item.moved', 'item.claimed', 'item.released', 'item.claim-expired', 'item.done') \

@@ -145,7 +145,7 @@ fn legend(out: &mut String, series: &[&Series]) {
             x + 14.0,
             escape(&s.name)
         );
-        x += 24.0 + 6.5 * s.name.chars().count() as f64;
+        x += 28.0 + 7.0 * s.name.chars().count() as f64;
     }
 }
 
@@ -331,7 +331,7 @@ pub struct BarRow {
 pub fn hbars(id: &str, title: &str, desc: &str, rows: &[BarRow], classes: &[&str]) -> String {
     let row_h = 26.0;
     let label_w = 130.0;
-    let note_w = 200.0;
+    let note_w = 225.0;
     let height = TOP + row_h * rows.len().max(1) as f64 + 6.0;
     let max = rows
         .iter()

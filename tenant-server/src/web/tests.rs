@@ -372,3 +372,27 @@ fn lease_lengths_show_in_the_largest_whole_unit() {
     assert_eq!(field(90), ("1.5".into(), 60));
     assert_eq!(field(30), ("0.5".into(), 60));
 }
+
+#[test]
+fn only_a_held_card_offers_a_release_and_only_a_queued_one_a_claim() {
+    let mut context = base_context(Scope::Admin);
+    let mut done = item(7, "finished");
+    done.status = LaneRole::Done;
+    done.claim = None;
+    context.insert("item", &CardView::of(&done));
+    let html = render("card.html", &context);
+    assert!(!html.contains("data-act=\"release\""), "{html}");
+    assert!(!html.contains("data-act=\"claim\""), "{html}");
+    assert!(html.contains("More actions for CORE-7"));
+    let queued = item(4, "waiting");
+    context.insert("item", &CardView::of(&queued));
+    let html = render("card.html", &context);
+    assert!(
+        html.contains(r#"class="primary-act" data-act="claim""#),
+        "{html}"
+    );
+    let held = item(3, "held by a bot");
+    context.insert("item", &CardView::of(&held));
+    let html = render("card.html", &context);
+    assert!(html.contains("Force-release CORE-3 from bot-1"), "{html}");
+}

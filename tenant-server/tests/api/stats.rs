@@ -351,3 +351,106 @@ async fn stats_refuse_bad_ranges_and_other_boards() {
         .await
         .expect_error(401, "unauthorized");
 }
+
+/// Not a timed assertion: prints how long the stats endpoint and the flow
+/// page take over 100,000 history events (20,000 items, each created,
+/// claimed, started, finished over 90 days). Run with `--release --
+/// --nocapture` for the figures quoted in BENCHMARKS.md.
+#[tokio::test]
+async fn flow_over_a_hundred_thousand_events_measurement() {
+    let server = TestServer::start().await;
+    let browser = crate::web::first_admin(&server).await;
+    let board = server.board("BIG").await;
+    let lanes = server.lanes(board).await;
+    let lane = |role: &str| {
+        lanes
+            .iter()
+            .find(|l| l["role"] == role)
+            .and_then(|l| l["id"].as_i64())
+            .expect("lane")
+    };
+    let (ready, doing, done) = (lane("ready"), lane("in_progress"), lane("done"));
+    let workers: Vec<i64> = {
+        let mut ids = Vec::new();
+        for n in 0..8 {
+            let kind = if n % 2 == 0 { "agent" } else { "human" };
+            server
+                .token(&format!("w{n}"), kind, &["queue:write"], None)
+                .await;
+        }
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM workers WHERE name LIKE 'w%'")
+            .fetch_all(&server.state.store.reader)
+            .await
+            .expect("workers");
+        ids.extend(rows.into_iter().map(|r| r.0));
+        ids
+    };
+    let to = parse_date("2026-03-31").expect("date");
+    let from = to - 89 * DAY;
+    // Raw inserts: a benchmark fixture, not behaviour under test.
+    let mut tx = server.state.store.writer.begin().await.expect("tx");
+    for n in 0..20_000_i64 {
+        let created = from + (n * 389 * 1000) % (88 * DAY);
+        let worker = workers[(n % workers.len() as i64) as usize];
+        let kind = if n % 2 == 0 { "agent" } else { "human" };
+        let holder = json!({"id": worker, "name": format!("w{}", n % 8), "kind": kind});
+        let steps = [
+            ("item.created", created, json!({"lane_id": ready})),
+            ("item.claimed", created + HOUR, json!({"holder": holder})),
+            (
+                "item.moved",
+                created + HOUR,
+                json!({"from_lane_id": ready, "to_lane_id": doing, "claim_ended": false}),
+            ),
+            (
+                "item.moved",
+                created + HOUR * (2 + n % 30),
+                json!({"from_lane_id": doing, "to_lane_id": done, "claim_ended": true}),
+            ),
+            (
+                "item.done",
+                created + HOUR * (2 + n % 30),
+                json!({"lane_id": done}),
+            ),
+        ];
+        for (kind, at, data) in steps {
+            sqlx::query(
+                "INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(board)
+            .bind(1_000_000 + n)
+            .bind(kind)
+            .bind(worker)
+            .bind(at)
+            .bind(data.to_string())
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        }
+    }
+    tx.commit().await.expect("commit");
+
+    let range = "from=2026-01-01&to=2026-03-31";
+    let api = format!("/api/boards/{board}/stats?{range}");
+    let page = format!("/boards/{board}/flow?{range}");
+    let mut best_api = std::time::Duration::MAX;
+    let mut best_page = std::time::Duration::MAX;
+    let mut size = 0;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let stats = server.get(&server.admin, &api).await.expect(200);
+        best_api = best_api.min(started.elapsed());
+        assert_eq!(stats["events_read"], 100_000);
+        assert_eq!(stats["done_total"], 20_000);
+        let started = std::time::Instant::now();
+        let html = browser.get(&page).await;
+        best_page = best_page.min(started.elapsed());
+        assert_eq!(html.status, reqwest::StatusCode::OK);
+        size = html.body.len();
+    }
+    println!(
+        "flow over 100000 events, 90 days: stats JSON {:.1} ms, flow page {:.1} ms ({size} bytes), best of 3",
+        best_api.as_secs_f64() * 1000.0,
+        best_page.as_secs_f64() * 1000.0
+    );
+}
