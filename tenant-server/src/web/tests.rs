@@ -133,7 +133,7 @@ fn the_board_renders_titles_inert_and_carries_the_csrf_token() {
     assert!(html.contains(r#"<span class="badge defect">defect</span>"#));
     assert!(html.contains(r#"<span class="who who-agent">agent</span> bot-1"#));
     assert!(html.contains(r#"data-lease="1800000""#));
-    assert!(html.contains("aria-label=\"Move CORE-1 to another lane\""));
+    assert!(html.contains("aria-label=\"Move to lane… (CORE-1)\""));
     // Every lane heading shows its count, and WIP lanes their limit.
     assert!(html.contains("/ 5</span>"));
     assert!(!html.contains("<script>"), "no inline script at all");
@@ -394,5 +394,8 @@ fn only_a_held_card_offers_a_release_and_only_a_queued_one_a_claim() {
     let held = item(3, "held by a bot");
     context.insert("item", &CardView::of(&held));
     let html = render("card.html", &context);
-    assert!(html.contains("Force-release CORE-3 from bot-1"), "{html}");
+    assert!(
+        html.contains("Force release CORE-3 (held by bot-1)"),
+        "{html}"
+    );
 }

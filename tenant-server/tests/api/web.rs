@@ -942,6 +942,10 @@ async fn static_assets_are_cached_for_good_and_pages_need_a_session() {
     assert_eq!(anonymous.location(), "/login?next=/boards/1");
 }
 
+/// The browser tests take turns: two Chromiums at once on 2 cores made
+/// drag-and-drop timing flaky.
+static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn e2e_paths() -> (PathBuf, PathBuf, PathBuf) {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let node_dir = std::env::var_os("TASKHARBOR_E2E_NODE_DIR")
@@ -969,6 +973,7 @@ fn e2e_paths() -> (PathBuf, PathBuf, PathBuf) {
 async fn the_dashboard_works_end_to_end_in_headless_chromium() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+    let _turn = BROWSER_TURN.lock().await;
     let (script, node_dir, artifacts) = e2e_paths();
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists(),
@@ -1129,8 +1134,23 @@ async fn run_node_script(
 /// `target/e2e-artifacts/pages/<page>-<width>.png`.
 #[tokio::test]
 async fn every_page_fits_desk_and_phone_widths_and_passes_axe_in_headless_chromium() {
+    let _turn = BROWSER_TURN.lock().await;
     let (server, board) = crate::stats::seeded().await;
-    first_admin(&server).await;
+    let admin = first_admin(&server).await;
+    for name in ["bob", "carol"] {
+        let created = admin
+            .post_form(
+                "/users",
+                &[
+                    ("csrf", &admin.csrf),
+                    ("username", name),
+                    ("password", PASSWORD),
+                    ("scope", "queue:write"),
+                ],
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
     let agent = server.agent("bot-7").await;
     let held = server
         .item_with(

@@ -94,6 +94,9 @@ try {
   await lane('Backlog').locator('li.card', { hasText: 'Written in the browser' }).waitFor();
 
   step('drag it to In Progress');
+  // The card's own live refresh (the item.created event: 150 ms batching,
+  // then a fetch) may still replace it; a node replaced mid-drag never drops.
+  await page.waitForTimeout(1000);
   await card('Written in the browser').dragTo(lane('In Progress').locator('ol.cards'));
   await lane('In Progress').locator('li.card.held', { hasText: 'Written in the browser' }).waitFor();
   const count = await lane('In Progress').locator('.count').textContent();

@@ -47,6 +47,10 @@ try {
       const response = await page.goto(base + path, { waitUntil: 'load' });
       // Let the board's live connection and the webhooks list settle.
       await page.waitForTimeout(300);
+      // Open the first disclosure menu (a card's or a user's) so the
+      // screenshot and the audit include it.
+      const menu = page.locator('details.card-menu summary, details.user-menu summary').first();
+      if (await menu.count()) await menu.click();
       const status = response ? response.status() : 0;
       const shot = join(artifacts, `${name}-${width}.png`);
       await page.screenshot({ path: shot, fullPage: true });
