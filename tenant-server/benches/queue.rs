@@ -1389,12 +1389,19 @@ async fn run(options: Options) -> Result<()> {
     writeln!(w)?;
     writeln!(w, "| target | measured | verdict |")?;
     writeln!(w, "|---|---|---|")?;
+    // Issue 11: ≥ 0.4× the raw rate at NORMAL; ≥ 1.0× the raw
+    // one-commit-per-claim rate at FULL (group commit).
+    let wanted = match options.sync {
+        Durability::Normal => 0.4,
+        Durability::Full => 1.0,
+    };
     writeln!(
         w,
-        "| HTTP claims/s ≥ 60 % of raw claim rate | {peak_rate:.0} / {:.0} = {:.0} % | {} |",
+        "| HTTP claims/s ≥ {wanted:.1}× raw claim rate (synchronous={}) | {peak_rate:.0} / {:.0} = {:.2}× | {} |",
+        options.sync_arg().to_uppercase(),
         raw.claim_rate(),
-        ratio * 100.0,
-        verdict(ratio >= 0.60)
+        ratio,
+        verdict(ratio >= wanted)
     )?;
     writeln!(
         w,
@@ -1492,7 +1499,7 @@ async fn run(options: Options) -> Result<()> {
     )?;
     writeln!(
         w,
-        "- Raw claim tx mean {:.3} ms, completion tx mean {:.3} ms (sqlx, one connection, same file copy, same disk).",
+        "- Raw claim tx mean {:.3} ms, completion tx mean {:.3} ms (rusqlite, cached statements, one connection, one commit per transaction, same file copy, same disk).",
         raw.claim_tx.mean_ms(),
         raw.complete_tx.mean_ms()
     )?;

@@ -203,8 +203,8 @@ pub async fn patch_item(
         agent_ready: req.agent_ready,
         blocked_by: req.blocked_by.as_deref(),
     })?;
-    let item = items::update(
-        &state.store.writer,
+    let item = crate::commands::items::update(
+        &state.store,
         caller,
         id,
         &patch,
@@ -213,7 +213,6 @@ pub async fn patch_item(
         store::now_ms(),
     )
     .await?;
-    state.notify_change();
     Ok(with_etag(item))
 }
 

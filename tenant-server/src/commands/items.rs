@@ -1,8 +1,7 @@
-//! Item commands that run on the writer: create and comment (edits
-//! follow when `store::items::update` moves onto the writer thread).
+//! Item commands, on the writer: create, edit, comment.
 
 use crate::domain::Principal;
-use crate::domain::item::{NewComment, NewItem};
+use crate::domain::item::{ItemPatch, NewComment, NewItem};
 use crate::store::model::{Comment, Item};
 use crate::store::{CommandResult, Store, comments, items};
 
@@ -34,5 +33,23 @@ pub async fn create(
     let new = new.clone();
     store
         .run(move |tx| items::create(tx, &caller, board_id, &new, now_ms))
+        .await
+}
+
+/// `PATCH /api/items/{id}` (and the MCP edit tools): `If-Match` and the
+/// fencing token are checked inside the command.
+pub async fn update(
+    store: &Store,
+    caller: &Principal,
+    item_id: i64,
+    patch: &ItemPatch,
+    if_match: Option<i64>,
+    fence: Option<i64>,
+    now_ms: i64,
+) -> CommandResult<Item> {
+    let caller = caller.clone();
+    let patch = patch.clone();
+    store
+        .run(move |tx| items::update(tx, &caller, item_id, &patch, if_match, fence, now_ms))
         .await
 }

@@ -5,17 +5,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
-pub const SECRET_PREFIX: &str = "whsec_";
-
-/// A fresh signing secret: `whsec_` + base64 of 32 random bytes.
-pub fn generate_secret() -> String {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
-}
+// Minted where webhooks are stored (the store never imports delivery).
+pub use crate::store::webhooks::{SECRET_PREFIX, generate_secret};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("a webhook secret is whsec_ followed by base64")]

@@ -105,7 +105,7 @@ pub struct WebhookSender {
     /// Built on the first delivery: a TLS client with its root store is a
     /// few MiB that an instance without webhooks never needs.
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
-    metrics: DeliveryMetrics,
+    metrics: Arc<DeliveryMetrics>,
     in_flight: Arc<Mutex<InFlight>>,
 }
 

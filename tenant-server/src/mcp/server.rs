@@ -369,8 +369,8 @@ impl TaskHarborMcp {
             Ok(patch) => patch,
             Err(errors) => return refuse(errors),
         };
-        let result = items::update(
-            &self.state.store.writer,
+        let result = crate::commands::items::update(
+            &self.state.store,
             caller,
             item_id,
             &patch,
@@ -379,9 +379,6 @@ impl TaskHarborMcp {
             store::now_ms(),
         )
         .await;
-        if result.is_ok() {
-            self.state.notify_change();
-        }
         reply(result)
     }
 
@@ -764,8 +761,8 @@ impl TaskHarborMcp {
                 blocked_by: Some(blockers),
                 ..ItemPatch::default()
             };
-            match items::update(
-                &self.state.store.writer,
+            match crate::commands::items::update(
+                &self.state.store,
                 &caller,
                 origin.id,
                 &patch,

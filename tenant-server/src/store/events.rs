@@ -2,7 +2,6 @@
 
 use super::model::{Event, EventRow};
 use crate::domain::event::EventType;
-use sqlx::SqliteConnection;
 
 /// An event about to be appended.
 #[derive(Debug)]
@@ -13,26 +12,6 @@ pub struct NewEvent {
     pub actor_id: Option<i64>,
     pub at_ms: i64,
     pub data: serde_json::Value,
-}
-
-/// Appends to the history inside the caller's transaction; returns the id.
-pub(crate) async fn append(
-    conn: &mut SqliteConnection,
-    event: NewEvent,
-) -> Result<i64, sqlx::Error> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(event.board_id)
-    .bind(event.item_id)
-    .bind(event.kind.as_str())
-    .bind(event.actor_id)
-    .bind(event.at_ms)
-    .bind(event.data.to_string())
-    .fetch_one(&mut *conn)
-    .await?;
-    super::webhooks::enqueue(conn, id, &event).await?;
-    Ok(id)
 }
 
 const SELECT_EVENT: &str = "SELECT e.id, e.type, e.board_id, e.item_id, e.actor_id, w.name AS actor_name, \

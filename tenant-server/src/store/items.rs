@@ -2,7 +2,7 @@
 
 use super::boards::load_board;
 use super::error::{CommandResult, not_found};
-use super::events::{self, NewEvent};
+use super::events::NewEvent;
 use super::model::{Board, Item, ItemRow};
 use super::writer::Tx;
 use crate::domain::board::LaneRole;
@@ -67,147 +67,60 @@ pub async fn get(
     Ok(row.into_item(now_ms)?)
 }
 
-/// Re-reads an item inside a transaction, as the command left it.
-pub(crate) async fn reload(
-    conn: &mut SqliteConnection,
-    id: i64,
-    now_ms: i64,
-) -> CommandResult<Item> {
-    Ok(load_row(conn, id)
-        .await?
-        .ok_or_else(|| not_found("item"))?
-        .into_item(now_ms)?)
-}
-
-/// Appends `item.agent-ready` if the item, as it now is, can be claimed by agents.
-pub(crate) async fn announce_if_agent_ready(
-    conn: &mut SqliteConnection,
-    board: &Board,
-    id: i64,
-    actor_id: Option<i64>,
-    now_ms: i64,
-) -> CommandResult<()> {
-    let row = load_row(conn, id).await?.ok_or_else(|| not_found("item"))?;
-    let claimed = row.claim()?.is_some_and(|c| c.is_live(now_ms));
-    if queue::claimable_by_agents(
-        &board.rules(),
-        row.role()?,
-        row.agent_ready,
-        row.open_blockers,
-        claimed,
-    ) {
-        events::append(
-            conn,
-            NewEvent {
-                kind: EventType::ItemAgentReady,
-                board_id: board.id,
-                item_id: Some(id),
-                actor_id,
-                at_ms: now_ms,
-                data: json!({"lane_id": row.lane_id, "status": row.status, "priority": row.priority}),
-            },
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 /// `blocked_by` must name other items of the same board, without cycles.
-async fn check_blockers(
-    conn: &mut SqliteConnection,
-    board_id: i64,
-    item_id: Option<i64>,
-    blockers: &[i64],
-) -> CommandResult<()> {
+fn check_blockers(tx: &Tx<'_>, board_id: i64, item_id: i64, blockers: &[i64]) -> CommandResult<()> {
+    use rusqlite::OptionalExtension;
     for &blocker in blockers {
-        if Some(blocker) == item_id {
+        if blocker == item_id {
             return Err(
                 DomainError::validation("blocked_by", "an item cannot block itself").into(),
             );
         }
-        let board: Option<i64> = sqlx::query_scalar("SELECT board_id FROM items WHERE id = ?")
-            .bind(blocker)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if board != Some(board_id) {
+        check_on_board(tx, board_id, "blocked_by", blocker)?;
+        // A cycle appears if the blocker already (transitively) waits for this item.
+        let cycle: Option<i64> = tx
+            .prepare_cached(
+                "WITH RECURSIVE waits(id) AS (SELECT ? UNION SELECT d.blocked_by_id FROM item_deps d JOIN waits ON d.item_id = waits.id) \
+                 SELECT 1 FROM waits WHERE id = ? LIMIT 1",
+            )?
+            .query_row([blocker, item_id], |r| r.get(0))
+            .optional()?;
+        if cycle.is_some() {
             return Err(DomainError::validation(
                 "blocked_by",
-                format!("no item {blocker} on this board"),
+                format!("item {blocker} already waits for this item"),
             )
             .into());
         }
-        if let Some(item) = item_id {
-            // A cycle appears if the blocker already (transitively) waits for this item.
-            let cycle: Option<i64> = sqlx::query_scalar(
-                "WITH RECURSIVE waits(id) AS (SELECT ? UNION SELECT d.blocked_by_id FROM item_deps d JOIN waits ON d.item_id = waits.id) \
-                 SELECT 1 FROM waits WHERE id = ? LIMIT 1",
-            )
-            .bind(blocker)
-            .bind(item)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if cycle.is_some() {
-                return Err(DomainError::validation(
-                    "blocked_by",
-                    format!("item {blocker} already waits for this item"),
-                )
-                .into());
-            }
-        }
     }
     Ok(())
 }
 
-async fn check_parent(
-    conn: &mut SqliteConnection,
-    board_id: i64,
-    item_id: Option<i64>,
-    parent: i64,
-) -> CommandResult<()> {
-    let board: Option<i64> = sqlx::query_scalar("SELECT board_id FROM items WHERE id = ?")
-        .bind(parent)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if board != Some(board_id) {
-        return Err(DomainError::validation(
-            "parent_id",
-            format!("no item {parent} on this board"),
-        )
-        .into());
-    }
-    if let Some(item) = item_id {
-        let cycle: Option<i64> = sqlx::query_scalar(
+fn check_parent(tx: &Tx<'_>, board_id: i64, item_id: i64, parent: i64) -> CommandResult<()> {
+    use rusqlite::OptionalExtension;
+    check_on_board(tx, board_id, "parent_id", parent)?;
+    let cycle: Option<i64> = tx
+        .prepare_cached(
             "WITH RECURSIVE up(id) AS (SELECT ? UNION SELECT i.parent_id FROM items i JOIN up ON i.id = up.id WHERE i.parent_id IS NOT NULL) \
              SELECT 1 FROM up WHERE id = ? LIMIT 1",
-        )
-        .bind(parent)
-        .bind(item)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if cycle.is_some() {
-            return Err(
-                DomainError::validation("parent_id", "an item cannot be its own ancestor").into(),
-            );
-        }
+        )?
+        .query_row([parent, item_id], |r| r.get(0))
+        .optional()?;
+    if cycle.is_some() {
+        return Err(
+            DomainError::validation("parent_id", "an item cannot be its own ancestor").into(),
+        );
     }
     Ok(())
 }
 
-async fn replace_blockers(
-    conn: &mut SqliteConnection,
-    item_id: i64,
-    blockers: &[i64],
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM item_deps WHERE item_id = ?")
-        .bind(item_id)
-        .execute(&mut *conn)
-        .await?;
-    for blocker in blockers {
-        sqlx::query("INSERT INTO item_deps (item_id, blocked_by_id) VALUES (?, ?)")
-            .bind(item_id)
-            .bind(blocker)
-            .execute(&mut *conn)
-            .await?;
+fn replace_blockers(tx: &Tx<'_>, item_id: i64, blockers: &[i64]) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM item_deps WHERE item_id = ?")?
+        .execute([item_id])?;
+    let mut insert = tx
+        .prepare_cached("INSERT OR IGNORE INTO item_deps (item_id, blocked_by_id) VALUES (?, ?)")?;
+    for &blocker in blockers {
+        insert.execute([item_id, blocker])?;
     }
     Ok(())
 }
@@ -326,29 +239,10 @@ pub fn create(
     super::tx::reload(tx, id, now_ms)
 }
 
-/// Renews the holder's lease (any holder write does).
-pub(crate) async fn renew_lease(
-    conn: &mut SqliteConnection,
-    board: &Board,
-    caller: &Principal,
-    item_id: i64,
-    now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    // Only a live claim renews: a lapsed one is lost (see check_heartbeat).
-    sqlx::query("UPDATE items SET lease_expires_at = ? WHERE id = ? AND claim_worker_id = ? AND lease_expires_at > ?")
-        .bind(now_ms + board.rules().lease_ms(caller.worker_kind))
-        .bind(item_id)
-        .bind(caller.worker_id)
-        .bind(now_ms)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// `PATCH /api/items/{id}`: only changed fields count; `version` grows
 /// once per effective edit.
-pub async fn update(
-    pool: &SqlitePool,
+pub fn update(
+    tx: &Tx<'_>,
     caller: &Principal,
     id: i64,
     patch: &ItemPatch,
@@ -356,8 +250,7 @@ pub async fn update(
     fence: Option<i64>,
     now_ms: i64,
 ) -> CommandResult<Item> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let (row, board) = load_visible(&mut tx, caller, id).await?;
+    let (row, board) = super::tx::load_visible(tx, caller, id)?;
     let actor = actor_for(caller, board.id);
     let is_holder =
         queue::check_holder_write(&actor, &board.rules(), &row.state()?, fence, now_ms)?;
@@ -372,10 +265,10 @@ pub async fn update(
     }
     let before = row.clone().into_item(now_ms)?;
     if let Some(Some(parent)) = patch.parent_id {
-        check_parent(&mut tx, board.id, Some(id), parent).await?;
+        check_parent(tx, board.id, id, parent)?;
     }
     if let Some(blockers) = &patch.blocked_by {
-        check_blockers(&mut tx, board.id, Some(id), blockers).await?;
+        check_blockers(tx, board.id, id, blockers)?;
     }
     let kind = patch.kind.unwrap_or(before.kind);
     let parent = patch.parent_id.unwrap_or(before.parent_id);
@@ -413,34 +306,32 @@ pub async fn update(
         changes.insert("body".into(), json!({"changed": true}));
     }
     if is_holder {
-        renew_lease(&mut tx, &board, caller, id, now_ms).await?;
+        super::tx::renew_lease(tx, &board, caller, id, now_ms)?;
     }
     if changes.is_empty() {
-        let item = reload(&mut tx, id, now_ms).await?;
-        tx.commit().await?;
-        return Ok(item);
+        return super::tx::reload(tx, id, now_ms);
     }
-    sqlx::query(
+    tx.prepare_cached(
         "UPDATE items SET title = ?, body = ?, kind = ?, parent_id = ?, priority = ?, labels = ?, agent_ready = ?, \
          version = version + 1, updated_at = ? WHERE id = ?",
-    )
-    .bind(&title)
-    .bind(&body)
-    .bind(kind.as_str())
-    .bind(parent)
-    .bind(priority)
-    .bind(serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()))
-    .bind(agent_ready)
-    .bind(now_ms)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        title,
+        body,
+        kind.as_str(),
+        parent,
+        priority,
+        serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()),
+        agent_ready,
+        now_ms,
+        id
+    ])?;
     if patch.blocked_by.is_some() {
-        replace_blockers(&mut tx, id, &blockers).await?;
+        replace_blockers(tx, id, &blockers)?;
     }
-    events::append(
-        &mut tx,
-        NewEvent {
+    super::tx::append_event(
+        tx,
+        &NewEvent {
             kind: EventType::ItemUpdated,
             board_id: board.id,
             item_id: Some(id),
@@ -448,8 +339,7 @@ pub async fn update(
             at_ms: now_ms,
             data: json!({"changes": changes, "version": before.version + 1}),
         },
-    )
-    .await?;
+    )?;
     let was_claimable = queue::claimable_by_agents(
         &board.rules(),
         before.status,
@@ -458,11 +348,9 @@ pub async fn update(
         before.claim.is_some(),
     );
     if !was_claimable {
-        announce_if_agent_ready(&mut tx, &board, id, Some(caller.worker_id), now_ms).await?;
+        super::tx::announce_if_agent_ready(tx, &board, id, Some(caller.worker_id), now_ms)?;
     }
-    let item = reload(&mut tx, id, now_ms).await?;
-    tx.commit().await?;
-    Ok(item)
+    super::tx::reload(tx, id, now_ms)
 }
 
 /// Filters of `GET /api/boards/{id}/items`.

@@ -1,7 +1,6 @@
 //! Webhook subscriptions and the durable outbox of their deliveries.
 
 use super::error::{CommandResult, not_found};
-use super::events::NewEvent;
 use super::model::Timestamp;
 use crate::domain::Principal;
 use crate::domain::event::EventType;
@@ -9,6 +8,21 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{SqliteConnection, SqlitePool};
 use utoipa::ToSchema;
+
+/// How a webhook signing secret starts (Standard Webhooks).
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// A fresh signing secret: `whsec_` + base64 of 32 random bytes.
+pub fn generate_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Webhook {
@@ -115,7 +129,7 @@ pub async fn create(
     super::boards::load_board(&mut tx, board_id)
         .await?
         .ok_or_else(|| not_found("board"))?;
-    let secret = crate::delivery::signing::generate_secret();
+    let secret = generate_secret();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO webhooks (board_id, url, events, secret, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
@@ -207,7 +221,7 @@ pub async fn rotate_secret(
         .await?
         .filter(|w| caller.is_board_admin(w.board_id))
         .ok_or_else(|| not_found("webhook"))?;
-    let secret = crate::delivery::signing::generate_secret();
+    let secret = generate_secret();
     sqlx::query("UPDATE webhooks SET previous_secret = secret, previous_until = ?, secret = ?, updated_at = ? WHERE id = ?")
         .bind(now_ms + overlap_ms)
         .bind(&secret)
@@ -220,79 +234,6 @@ pub async fn rotate_secret(
         .ok_or_else(|| not_found("webhook"))?;
     tx.commit().await?;
     Ok((hook, secret))
-}
-
-/// Writes one outbox row per subscribed, enabled webhook of the event's
-/// board, inside the event's own transaction. The body is fixed now, so
-/// every attempt sends exactly the same bytes.
-pub(crate) async fn enqueue(
-    conn: &mut SqliteConnection,
-    event_id: i64,
-    event: &NewEvent,
-) -> Result<(), sqlx::Error> {
-    let subscribed: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM webhooks WHERE board_id = ? AND enabled = 1 \
-         AND (events = '[]' OR EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?))",
-    )
-    .bind(event.board_id)
-    .bind(event.kind.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    if subscribed.is_empty() {
-        return Ok(());
-    }
-    let payload = payload(conn, event_id, event).await?.to_string();
-    for webhook_id in subscribed {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (webhook_id, event_id, message_id, type, payload, status, next_attempt_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-        )
-        .bind(webhook_id)
-        .bind(event_id)
-        .bind(format!("msg_{event_id}_{webhook_id}"))
-        .bind(event.kind.as_str())
-        .bind(&payload)
-        .bind(event.at_ms)
-        .bind(event.at_ms)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// (key, lane, version, status, agent_ready, holder, lease end)
-type ItemSummary = (String, i64, i64, String, bool, Option<i64>, Option<i64>);
-
-/// The thin Standard Webhooks body: type, time, and ids plus lane and
-/// claim state; receivers re-fetch the item with their own token.
-async fn payload(
-    conn: &mut SqliteConnection,
-    event_id: i64,
-    event: &NewEvent,
-) -> Result<serde_json::Value, sqlx::Error> {
-    let mut data = json!({
-        "event_id": event_id,
-        "board_id": event.board_id,
-        "item_id": event.item_id,
-        "actor_id": event.actor_id,
-    });
-    if let Some(item_id) = event.item_id {
-        let item: Option<ItemSummary> = sqlx::query_as(
-            "SELECT b.key || '-' || i.number, i.lane_id, i.version, i.status, i.agent_ready, i.claim_worker_id, i.lease_expires_at \
-             FROM items i JOIN boards b ON b.id = i.board_id WHERE i.id = ?",
-        )
-        .bind(item_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some((key, lane_id, version, status, agent_ready, holder, lease)) = item {
-            data["item"] = json!({
-                "key": key, "lane_id": lane_id, "status": status, "version": version, "agent_ready": agent_ready,
-                "claim": holder.map(|worker_id| json!({"worker_id": worker_id, "lease_expires_at": lease.map(Timestamp)})),
-            });
-        }
-    }
-    data["details"] = event.data.clone();
-    Ok(json!({"type": event.kind.as_str(), "timestamp": Timestamp(event.at_ms), "data": data}))
 }
 
 /// A delivery due for an attempt, with what is needed to sign and send it.
