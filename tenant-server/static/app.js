@@ -56,6 +56,13 @@
       const type = el.dataset.type || 'text';
       let v = el.value;
       if (type === 'bool') { setPath(body, el.name, el.checked); continue; }
+      if (type === 'keys') continue; // resolved to ids by resolveKeys()
+      if (type === 'duration') {
+        // A number in the unit chosen beside it, sent as whole seconds.
+        const unit = form.querySelector('select[data-unit-for="' + el.name + '"]');
+        setPath(body, el.name, Math.round(parseFloat(v) * (unit ? parseInt(unit.value, 10) : 1)));
+        continue;
+      }
       if (type === 'multi') { if (!body[el.name]) body[el.name] = []; if (el.checked) body[el.name].push(v); continue; }
       if (el.type === 'checkbox') { if (el.checked) setPath(body, el.name, v); continue; }
       if (type === 'nullint') { setPath(body, el.name, v.trim() === '' ? null : parseInt(v, 10)); continue; }
@@ -96,7 +103,8 @@
 
   document.addEventListener('submit', async (ev) => {
     const form = ev.target;
-    if (!form.dataset.api) return;
+    // Plain form posts that change something ask first.
+    if (!form.dataset.api) { if (form.dataset.confirm && !confirm(form.dataset.confirm)) ev.preventDefault(); return; }
     ev.preventDefault();
     const [method, path] = splitApi(form.dataset.api);
     const msg = $('.msg', form);
@@ -120,9 +128,9 @@
       ev.preventDefault();
       if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
       const [method, path] = splitApi(button.dataset.api);
-      const msg = $('.msg', button.closest('form, section, li, tr') || document.body);
+      const msg = $('.msg', button.closest('form, .work, section, li, tr') || document.body);
       try {
-        const { data } = await api(method, path);
+        const { data } = await api(method, path, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
         await afterApi(button, button.dataset.then, data);
       } catch (e) {
         if (msg) showMsg(msg, e.message, false); else toast(e.message);
@@ -190,7 +198,9 @@
   const dragging = new Set();
   const moving = new Set();
   const deferred = new Set();
-  const isBusy = (id) => dragging.has(String(id)) || moving.has(String(id));
+  // A card whose menu is open is not replaced under the user either.
+  const menuOpen = (id) => !!$('#item-' + id + ' details.card-menu[open]');
+  const isBusy = (id) => dragging.has(String(id)) || moving.has(String(id)) || menuOpen(id);
   function settle(id) {
     if (!isBusy(id) && deferred.delete(String(id))) refreshCard(id);
   }
@@ -223,31 +233,42 @@
     const card = tpl.content.firstElementChild;
     if (!card) return;
     const current = $('#item-' + id);
-    const hadFocus = current && current.contains(document.activeElement) ? document.activeElement.dataset.act : null;
-    if (current) current.replaceWith(card);
+    const active = document.activeElement;
+    const hadFocus = current && current.contains(active) ? (active === current ? 'card' : active.dataset.act) : null;
+    if (current) { card.tabIndex = current.tabIndex; current.replaceWith(card); }
     placeCard(card);
     applyFilters();
     updateCounts();
     tickLeases();
-    if (hadFocus) { const b = $('[data-act="' + hadFocus + '"]', card); if (b) b.focus(); }
+    if (hadFocus === 'card') card.focus();
+    else if (hadFocus) { const b = $('[data-act="' + hadFocus + '"]', card); if (b) b.focus(); }
   }
   window.refreshCard = refreshCard;
 
+  // The refusal shows on the card while it snaps back, then clears once
+  // the card has settled (and at the card's next action).
   function cardError(card, text) {
     const msg = $('.msg', card);
     showMsg(msg, text, false);
     card.classList.add('rejected');
     setTimeout(() => card.classList.remove('rejected'), 1200);
+    clearTimeout(card.msgTimer);
+    card.msgTimer = setTimeout(() => { const c = $('#item-' + card.dataset.id); if (c) showMsg($('.msg', c), '', false); }, 5000);
   }
+  function clearCardError(card) { clearTimeout(card.msgTimer); showMsg($('.msg', card), '', false); }
 
   async function moveCard(card, laneId) {
     const id = card.dataset.id;
     const from = { parent: card.parentNode, next: card.nextElementSibling, lane: card.dataset.lane };
     if (String(laneId) === from.lane) return;
+    clearCardError(card);
     // Optimistic: the card moves now and snaps back if the API says no.
     moving.add(String(id));
+    // Moving a node in the DOM drops its focus; a keyboard user keeps it.
+    const hadFocus = document.activeElement === card;
     card.dataset.lane = laneId;
     placeCard(card);
+    if (hadFocus) card.focus();
     updateCounts();
     try {
       await api('POST', '/api/items/' + id + '/move', { lane_id: parseInt(laneId, 10) });
@@ -258,6 +279,7 @@
     } catch (e) {
       card.dataset.lane = from.lane;
       from.parent.insertBefore(card, from.next && from.next.parentNode === from.parent ? from.next : null);
+      if (hadFocus) card.focus();
       updateCounts();
       cardError(card, e.message);
       moving.delete(String(id));
@@ -267,6 +289,9 @@
 
   async function cardAction(card, act, button) {
     const id = card.dataset.id;
+    clearCardError(card);
+    const menu = button.closest('details');
+    if (menu) menu.open = false;
     try {
       if (act === 'claim') await api('POST', '/api/items/' + id + '/claim', {});
       else if (act === 'release') await api('POST', '/api/items/' + id + '/release', {});
@@ -296,7 +321,7 @@
     }
     button.after(select);
     select.focus();
-    const close = () => { select.remove(); };
+    const close = () => { select.remove(); const d = $('details.card-menu', card); if (d && d.open) d.open = false; };
     select.addEventListener('change', () => { const v = select.value; close(); if (v) moveCard(card, v).then(() => { const c = $('#item-' + card.dataset.id); const b = c && $('[data-act=move]', c); if (b) b.focus(); }); });
     select.addEventListener('keydown', (e) => { if (e.key === 'Escape') { close(); button.focus(); } });
     select.addEventListener('blur', () => setTimeout(close, 150));
@@ -324,9 +349,68 @@
       if (show && q) show = card.textContent.toLowerCase().includes(q);
       card.hidden = !show;
     }
+    rovingStart();
+  }
+
+  // ---- keyboard: arrows walk the board, Shift+arrows move the card ----
+  function visibleCards(lane) { return $$('li.card', lane).filter((c) => !c.hidden); }
+  function lanesWithCards() { return $$('section.lane', board).filter((l) => visibleCards(l).length); }
+  function focusCard(card) {
+    if (!card) return;
+    for (const c of $$('li.card[tabindex="0"]', board)) if (c !== card) c.tabIndex = -1;
+    card.tabIndex = 0;
+    card.focus();
+  }
+  function rovingStart() {
+    if (!board) return;
+    const current = $('li.card[tabindex="0"]', board);
+    if (current && !current.hidden) return;
+    if (current) current.tabIndex = -1;
+    const first = $$('li.card', board).find((c) => !c.hidden);
+    if (first) first.tabIndex = 0;
+  }
+  function onBoardKey(ev) {
+    const card = ev.target.closest && ev.target.closest('li.card');
+    if (!card || ev.target !== card || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const lane = card.closest('section.lane');
+    const cards = visibleCards(lane);
+    const i = cards.indexOf(card);
+    const lanes = $$('section.lane', board);
+    const li = lanes.indexOf(lane);
+    const side = (dir) => {
+      if (ev.shiftKey) {
+        const target = lanes[li + dir];
+        if (target) moveCard(card, target.dataset.laneId).then(() => focusCard($('#item-' + card.dataset.id)));
+        return;
+      }
+      const withCards = lanesWithCards();
+      const from = withCards.indexOf(lane);
+      const next = withCards[from + dir];
+      if (next) { const list = visibleCards(next); focusCard(list[Math.min(i, list.length - 1)]); }
+    };
+    switch (ev.key) {
+      case 'ArrowDown': focusCard(cards[i + 1]); break;
+      case 'ArrowUp': focusCard(cards[i - 1]); break;
+      case 'Home': focusCard(cards[0]); break;
+      case 'End': focusCard(cards[cards.length - 1]); break;
+      case 'ArrowRight': side(1); break;
+      case 'ArrowLeft': side(-1); break;
+      case 'Enter': location.href = $('a.title', card).href; break;
+      case 'm': { const b = $('[data-act=move]', card); if (b) { $('details.card-menu', card).open = true; openMoveMenu(card, b); } break; }
+      default: return;
+    }
+    ev.preventDefault();
   }
 
   if (board) {
+    board.addEventListener('keydown', onBoardKey);
+    // A closed menu lets a deferred live refresh through.
+    board.addEventListener('toggle', (ev) => {
+      const card = ev.target.closest && ev.target.closest('li.card');
+      if (card && !ev.target.open) settle(card.dataset.id);
+    }, true);
+    board.addEventListener('focusin', (ev) => { if (ev.target.matches && ev.target.matches('li.card')) focusCard(ev.target); });
+    rovingStart();
     if (filters) { filters.addEventListener('input', applyFilters); filters.addEventListener('submit', (e) => e.preventDefault()); }
 
     board.addEventListener('click', (ev) => {
@@ -421,6 +505,65 @@
     updateCounts();
   }
 
+  // ---- dependencies by key (PLAT-8), with search ----
+  const itemPage = $('#item-page');
+  async function lookup(q) {
+    const { data } = await api('GET', '/boards/' + itemPage.dataset.board + '/items/lookup?q=' + encodeURIComponent(q));
+    return (data && data.items) || [];
+  }
+  // Every token must be a key of this board. A bare number is refused: it
+  // reads like an internal id, and silently linking one is worse than asking.
+  async function resolveKeys(text) {
+    const ids = [];
+    for (const t of text.split(/[\s,]+/).filter(Boolean)) {
+      if (!/^[A-Za-z0-9]+-\d+$/.test(t)) throw new Error('"' + t + '" is not an item key: write it like ' + itemPage.dataset.boardKey + '-8, or pick one from the list');
+      const found = (await lookup(t)).find((i) => i.key.toLowerCase() === t.toLowerCase());
+      if (!found) throw new Error(t + ' is not an item on this board');
+      if (String(found.id) === itemPage.dataset.id) throw new Error(t + ' is this item itself');
+      if (!ids.includes(found.id)) ids.push(found.id);
+    }
+    return ids;
+  }
+  function suggest(input) {
+    const list = document.getElementById(input.getAttribute('list'));
+    let timer = null;
+    input.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const parts = input.value.split(',');
+        const last = parts.pop().trim();
+        const before = parts.map((p) => p.trim()).filter(Boolean).join(', ');
+        list.textContent = '';
+        if (!last) return;
+        try {
+          for (const i of await lookup(last)) {
+            if (String(i.id) === itemPage.dataset.id) continue;
+            const o = document.createElement('option');
+            // The whole field's value: choosing keeps the keys typed before.
+            o.value = (before ? before + ', ' : '') + i.key;
+            o.textContent = i.key + ' · ' + i.title + ' (' + i.status + ')';
+            list.appendChild(o);
+          }
+        } catch (_) { /* no suggestions this time */ }
+      }, 150);
+    });
+  }
+  if (itemPage) $$('input[data-type="keys"]', itemPage).forEach(suggest);
+  const addBlocker = $('#add-blocker');
+  if (addBlocker) {
+    addBlocker.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const msg = $('.msg', addBlocker);
+      try {
+        const ids = await resolveKeys([addBlocker.dataset.current, $('#add-blocker-key').value].filter(Boolean).join(', '));
+        await api('PATCH', '/api/items/' + itemPage.dataset.id, { blocked_by: ids }, { 'If-Match': '"' + addBlocker.dataset.version + '"' });
+        location.reload();
+      } catch (e) {
+        showMsg(msg, e.status === 412 ? 'Someone changed this item meanwhile; reload the page and add it again.' : e.message, false);
+      }
+    });
+  }
+
   // ---- the item page: edits with If-Match, conflicts shown side by side ----
   const editForm = $('#edit-form');
   if (editForm) {
@@ -458,11 +601,13 @@
         }
       }
     }
-    editForm.addEventListener('submit', (ev) => {
+    editForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const body = formBody(editForm);
       if (!('labels' in body)) body.labels = [];
-      if (!('blocked_by' in body)) body.blocked_by = [];
+      try {
+        body.blocked_by = await resolveKeys($('#f-deps').value);
+      } catch (e) { showMsg($('.msg', editForm), e.message, false); return; }
       save(editForm.dataset.version, body);
     });
     $('#conflict').addEventListener('click', (ev) => {
@@ -479,7 +624,32 @@
     const status = $('#webhooks-status');
     const table = $('table.webhook-table', hooks);
     const deliveries = $('#deliveries');
-    function cell(tr, text) { const td = document.createElement('td'); td.textContent = text; tr.appendChild(td); return td; }
+    function cell(tr, text, label) { const td = document.createElement('td'); td.textContent = text; if (label) td.dataset.label = label; tr.appendChild(td); return td; }
+    let health = {};
+    try { health = JSON.parse(hooks.dataset.health || '{}'); } catch (_) { health = {}; }
+    const when = (ms) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC';
+    // Disabled, failing (since when, last success, last error) or healthy.
+    function healthCell(tr, hook) {
+      const h = health[hook.id] || {};
+      const td = cell(tr, '', 'Health');
+      const badge = document.createElement('span');
+      const detail = document.createElement('span');
+      detail.className = 'health-detail';
+      const last = h.last_success_ms ? 'last success ' + when(h.last_success_ms) : 'no success yet';
+      if (hook.enabled === false) {
+        badge.className = 'health bad'; badge.textContent = 'disabled';
+        detail.textContent = (hook.disabled_reason || 'by an admin') + ' · ' + last;
+      } else if (hook.failing_since) {
+        badge.className = 'health warn'; badge.textContent = 'failing';
+        detail.textContent = 'since ' + when(Date.parse(hook.failing_since)) + ' · ' + last + (h.last_error ? ' · ' + h.last_error : '');
+      } else if (h.last_success_ms) {
+        badge.className = 'health ok'; badge.textContent = 'healthy';
+        detail.textContent = last;
+      } else {
+        badge.className = 'health'; badge.textContent = 'no deliveries yet';
+      }
+      td.append(badge, ' ', detail);
+    }
     function button(label, fn, cls) { const b = document.createElement('button'); b.type = 'button'; b.textContent = label; if (cls) b.className = cls; b.addEventListener('click', fn); return b; }
     async function showDeliveries(hook) {
       const tbody = $('tbody', deliveries);
@@ -490,9 +660,9 @@
         const list = (data && (data.deliveries || data.items)) || [];
         for (const d of list) {
           const tr = document.createElement('tr');
-          cell(tr, d.created_at || d.at || ''); cell(tr, d.event_type || d.type || '');
-          cell(tr, d.status || (d.response_status ? 'HTTP ' + d.response_status : '') || '');
-          cell(tr, String(d.attempts || d.attempt || ''));
+          cell(tr, d.created_at || d.at || '', 'When'); cell(tr, d.event_type || d.type || '', 'Event');
+          cell(tr, d.status || (d.response_status ? 'HTTP ' + d.response_status : '') || '', 'Status');
+          cell(tr, String(d.attempts || d.attempt || ''), 'Attempts');
           cell(tr, '').appendChild(button('Retry', async () => {
             try { await api('POST', '/api/webhooks/' + hook.id + '/deliveries/' + d.id + '/retry'); toast('Retry queued'); showDeliveries(hook); } catch (e) { toast(e.message); }
           }));
@@ -509,8 +679,9 @@
         tbody.textContent = '';
         for (const hook of list) {
           const tr = document.createElement('tr');
-          cell(tr, hook.url + (hook.enabled === false ? ' (disabled' + (hook.disabled_reason ? ': ' + hook.disabled_reason : '') + ')' : ''));
-          cell(tr, (hook.events || []).join(', ') || 'all');
+          cell(tr, hook.url, 'URL');
+          healthCell(tr, hook);
+          cell(tr, (hook.events || []).join(', ') || 'all', 'Events');
           const actions = cell(tr, '');
           actions.appendChild(button('Deliveries', () => showDeliveries(hook)));
           actions.appendChild(button('Remove', async () => {

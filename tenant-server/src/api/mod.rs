@@ -13,6 +13,7 @@ pub mod items;
 pub mod middleware;
 pub mod ops;
 pub mod queue;
+pub mod stats;
 pub mod sync;
 pub mod tokens;
 pub mod webhooks;
@@ -62,6 +63,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(boards::get_board, boards::patch_board))
         .routes(routes!(boards::list_lanes, boards::create_lane))
         .routes(routes!(boards::patch_lane, boards::delete_lane))
+        .routes(routes!(stats::board_stats))
         .routes(routes!(items::create_item, items::list_items))
         .routes(routes!(items::get_item, items::patch_item))
         .routes(routes!(items::add_comment, items::list_comments))

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod board;
 pub mod error;
 pub mod event;
+pub mod flow;
 pub mod item;
 pub mod limits;
 pub mod queue;

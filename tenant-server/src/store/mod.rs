@@ -15,8 +15,12 @@ pub mod idempotency;
 pub mod items;
 pub mod model;
 pub mod queue;
+pub mod search;
+pub mod stats;
 pub mod tokens;
 pub(crate) mod tx;
+pub mod users;
+pub mod webhook_health;
 pub mod webhooks;
 pub mod writer;
 

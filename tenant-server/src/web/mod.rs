@@ -9,9 +9,14 @@
 //! sign-out and user creation. `health` holds the read-only queue health
 //! queries.
 
+pub mod charts;
+pub mod flow;
 pub mod health;
+pub mod lookup;
+pub mod markdown;
 pub mod pages;
 pub mod session;
+pub mod users;
 
 use crate::AppState;
 use crate::api::error::ApiError;
@@ -36,11 +41,15 @@ pub fn routes(state: &AppState) -> Router {
         .route("/boards/{id}/settings", get(pages::settings))
         .route("/boards/{id}/webhooks", get(pages::webhooks))
         .route("/boards/{id}/health", get(pages::health))
+        .route("/boards/{id}/flow", get(flow::flow_page))
+        .route("/boards/{id}/items/lookup", get(lookup::lookup))
         .route("/items/{id}", get(pages::item))
         .route("/tokens", get(pages::tokens))
         .route("/users", get(pages::users).post(pages::create_user))
+        .route("/users/{id}/{action}", post(users::user_action))
         .route("/static/app.css", get(css))
         .route("/static/app.js", get(js))
+        .route("/static/favicon.svg", get(favicon))
         .with_state(state.clone())
 }
 
@@ -94,6 +103,13 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
+pub static FAVICON: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("../../static/favicon.svg"), "image/svg+xml"));
+
+async fn favicon() -> Response {
+    FAVICON.respond()
+}
+
 async fn css() -> Response {
     CSS.respond()
 }
@@ -103,7 +119,7 @@ async fn js() -> Response {
 }
 
 /// Every template, by name; `.html` names turn tera's autoescape on.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     (
         "base.html",
         include_str!("../../../templates/tenant/base.html"),
@@ -151,6 +167,10 @@ const TEMPLATES: [(&str, &str); 13] = [
     (
         "health.html",
         include_str!("../../../templates/tenant/health.html"),
+    ),
+    (
+        "flow.html",
+        include_str!("../../../templates/tenant/flow.html"),
     ),
     (
         "error.html",

@@ -50,6 +50,7 @@ impl FromRequestParts<AppState> for SignedIn {
 pub struct AssetUrls {
     pub css: String,
     pub js: String,
+    pub favicon: String,
 }
 
 impl AssetUrls {
@@ -57,6 +58,7 @@ impl AssetUrls {
         Self {
             css: format!("/static/app.css?v={}", super::CSS.hash),
             js: format!("/static/app.js?v={}", super::JS.hash),
+            favicon: format!("/static/favicon.svg?v={}", super::FAVICON.hash),
         }
     }
 }
@@ -123,7 +125,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+pub(super) fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
     form.iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.as_str())
@@ -390,6 +392,8 @@ pub struct CardView {
     pub sync_number: Option<i64>,
     pub sync_url: Option<String>,
     pub sync_error: Option<String>,
+    /// In a backlog or ready lane, where claims are taken.
+    pub claimable_lane: bool,
 }
 
 impl CardView {
@@ -422,6 +426,7 @@ impl CardView {
                 .and_then(|s| s.url.clone())
                 .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
             sync_error: item.sync.as_ref().and_then(|s| s.error.clone()),
+            claimable_lane: item.status.is_open(),
         }
     }
 }
@@ -579,6 +584,53 @@ fn require_board_admin(session: &Session, board_id: i64) -> Result<(), WebError>
     }
 }
 
+/// A length of time as a settings field shows it: a number and a unit
+/// (seconds per unit: 60, 3600 or 86400), the largest unit that fits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DurationField {
+    pub value: String,
+    pub unit: i64,
+}
+
+impl DurationField {
+    pub fn of(seconds: i64) -> Self {
+        let unit = [86_400, 3_600, 60]
+            .into_iter()
+            .find(|u| seconds >= *u && seconds % u == 0)
+            .unwrap_or(60);
+        let value = if seconds % unit == 0 {
+            (seconds / unit).to_string()
+        } else {
+            // Not a whole number of minutes: keep it exact.
+            let text = format!("{:.4}", seconds as f64 / unit as f64);
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        };
+        Self { value, unit }
+    }
+}
+
+/// The lease settings as the settings form shows them.
+pub fn lease_fields(board: &Board) -> serde_json::Value {
+    let field = |name: &str, label: &str, help: &str, seconds: i64| {
+        let d = DurationField::of(seconds);
+        serde_json::json!({"name": name, "label": label, "help": help, "value": d.value, "unit": d.unit})
+    };
+    serde_json::json!([
+        field(
+            "agent_lease_seconds",
+            "Agent lease",
+            "how long an agent's claim lasts without a heartbeat",
+            board.agent_lease_seconds
+        ),
+        field(
+            "human_lease_seconds",
+            "Human lease",
+            "how long a person's claim lasts without activity",
+            board.human_lease_seconds
+        ),
+    ])
+}
+
 pub async fn settings(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
@@ -590,6 +642,7 @@ pub async fn settings(
     let lanes = boards::list_lanes(&state.store.reader, &principal, id).await?;
     let mut context = base(&session, &format!("{} settings", board.name));
     context.insert("board", &board);
+    context.insert("lease_fields", &lease_fields(&board));
     context.insert("lanes", &lanes);
     let sync = crate::api::sync::link_view(&state, id).await.ok().flatten();
     context.insert("sync", &sync);
@@ -610,6 +663,12 @@ pub async fn webhooks(
     require_board_admin(&session, id)?;
     let mut context = base(&session, &format!("{} webhooks", board.name));
     context.insert("board", &board);
+    // Endpoint health by webhook id, read by app.js into the list.
+    let health = store::webhook_health::for_board(&state.store.reader, id).await?;
+    context.insert(
+        "health_json",
+        &serde_json::to_string(&health).unwrap_or_else(|_| "{}".into()),
+    );
     context.insert(
         "event_types",
         &crate::domain::event::EventType::ALL.map(|t| t.as_str()),
@@ -708,6 +767,8 @@ pub struct CommentView {
     pub author_kind: String,
     pub kind: String,
     pub body: String,
+    /// `body` as sanitised HTML ([`super::markdown`]).
+    pub body_html: String,
     pub at: String,
     pub at_iso: String,
 }
@@ -793,6 +854,7 @@ pub async fn item(
             author_kind: c.author.kind.as_str().to_owned(),
             kind: c.kind.as_str().to_owned(),
             body: c.body.clone(),
+            body_html: super::markdown::render(&c.body),
             at: format_ms(c.created_at.0),
             at_iso: c.created_at.to_rfc3339(),
         })
@@ -800,6 +862,7 @@ pub async fn item(
     let mut context = base(&session, &format!("{} {}", item.key, item.title));
     context.insert("card", &CardView::of(&item));
     context.insert("item", &item);
+    context.insert("body_html", &super::markdown::render(&item.body));
     context.insert(
         "item_json",
         &serde_json::to_string(&item).unwrap_or_default(),
@@ -812,14 +875,18 @@ pub async fn item(
     context.insert("subtasks", &subtasks);
     context.insert("blockers", &blockers);
     context.insert("parent", &parent);
+    // Dependencies are shown and entered by key (PLAT-8), never by id.
     context.insert(
         "blocked_by_text",
-        &item
-            .blocked_by
+        &blockers
             .iter()
-            .map(i64::to_string)
+            .map(|b| b.key.as_str())
             .collect::<Vec<_>>()
             .join(", "),
+    );
+    context.insert(
+        "checkpoint",
+        &comment_views.iter().rev().find(|c| c.kind == "checkpoint"),
     );
     context.insert("labels_text", &item.labels.join(", "));
     page("item.html", &context)
@@ -887,27 +954,37 @@ pub async fn tokens(
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UserView {
+    pub id: i64,
     pub username: String,
     pub scopes: String,
     pub board: String,
     pub created: String,
     pub sessions: i64,
+    pub claims: i64,
+    pub disabled: bool,
+    pub is_me: bool,
 }
 
-async fn users_page(
+/// The users page; `notice` is a sentence saying what just happened.
+pub(super) async fn users_page(
     state: &AppState,
     session: &Session,
     status: StatusCode,
     error: Option<&str>,
-    created: Option<&str>,
+    notice: Option<&str>,
 ) -> Result<Response, WebError> {
     let principal = session.user.principal();
     let board_list = boards::list(&state.store.reader, &principal).await?;
     let keys: HashMap<i64, String> = board_list.iter().map(|b| (b.id, b.key.clone())).collect();
-    let list: Vec<UserView> = session::list_users(&state.store.reader)
+    let me = principal.worker_id;
+    let list: Vec<UserView> = store::users::list(&state.store.reader)
         .await?
         .into_iter()
         .map(|u| UserView {
+            id: u.id,
+            is_me: u.worker_id == me,
+            disabled: u.disabled_at.is_some(),
+            claims: u.claims,
             username: u.username,
             scopes: serde_json::from_str::<Vec<Scope>>(&u.scopes)
                 .unwrap_or_default()
@@ -927,13 +1004,13 @@ async fn users_page(
     context.insert("users", &list);
     context.insert("boards", &board_list);
     context.insert("error", &error);
-    context.insert("created", &created);
+    context.insert("notice", &notice);
     let mut response = page("users.html", &context)?;
     *response.status_mut() = status;
     Ok(response)
 }
 
-fn require_admin(session: &Session) -> Result<(), WebError> {
+pub(super) fn require_admin(session: &Session) -> Result<(), WebError> {
     if session.user.principal().is_admin() {
         Ok(())
     } else {
@@ -1002,7 +1079,7 @@ pub async fn create_user(
                 &session,
                 StatusCode::CREATED,
                 None,
-                Some(&new.username),
+                Some(&format!("User {} created.", new.username)),
             )
             .await
         }

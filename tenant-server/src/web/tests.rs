@@ -134,7 +134,7 @@ fn the_board_renders_titles_inert_and_carries_the_csrf_token() {
     assert!(html.contains(r#"<span class="badge defect">defect</span>"#));
     assert!(html.contains(r#"<span class="who who-agent">agent</span> bot-1"#));
     assert!(html.contains(r#"data-lease="1800000""#));
-    assert!(html.contains("aria-label=\"Move CORE-1 to another lane\""));
+    assert!(html.contains("aria-label=\"Move to lane… (CORE-1)\""));
     // Every lane heading shows its count, and WIP lanes their limit.
     assert!(html.contains("/ 5</span>"));
     assert!(!html.contains("<script>"), "no inline script at all");
@@ -189,10 +189,11 @@ fn the_item_page_escapes_everything_it_shows() {
     context.insert("card", &CardView::of(&it));
     context.insert("item", &it);
     context.insert("lane", &"Ready");
+    context.insert("body_html", &super::markdown::render(XSS));
     context.insert(
         "comments",
-        &json!([{"author": "bot-1", "author_kind": "agent", "kind": "checkpoint", "body": XSS, "at": "2026-11-21 10:00 UTC", "at_iso": "2026-11-21T10:00:00Z"},
-                {"author": "ada", "author_kind": "human", "kind": "comment", "body": "plain", "at": "x", "at_iso": "x"}]),
+        &json!([{"author": "bot-1", "author_kind": "agent", "kind": "checkpoint", "body": XSS, "body_html": super::markdown::render(XSS), "at": "2026-11-21 10:00 UTC", "at_iso": "2026-11-21T10:00:00Z"},
+                {"author": "ada", "author_kind": "human", "kind": "comment", "body": "plain", "body_html": "<p>plain</p>", "at": "x", "at_iso": "x"}]),
     );
     context.insert(
         "timeline",
@@ -223,7 +224,10 @@ fn admin_pages_render_with_escaped_fixture_data() {
 
     context.insert("lanes", &lanes());
     context.insert("roles", &LaneRole::ALL.map(|r| r.as_str()));
+    context.insert("lease_fields", &super::pages::lease_fields(&board()));
     let settings = render("settings.html", &context);
+    assert!(settings.contains(r#"name="agent_lease_seconds" type="number" min="0" step="any" required data-type="duration" value="30""#));
+    assert!(settings.contains(r#"<option value="86400" selected>days</option>"#));
     assert!(
         settings.contains(r#"data-api="PATCH &#x2F;api&#x2F;lanes&#x2F;3""#)
             || settings.contains("PATCH /api/lanes/3")
@@ -231,8 +235,13 @@ fn admin_pages_render_with_escaped_fixture_data() {
     assert!(settings.contains("Delete lane In Progress?"));
 
     context.insert("event_types", &["item.created", "item.claimed"]);
+    context.insert("health_json", &r#"{"1":{"last_error":"<script>"}}"#);
     let hooks = render("webhooks.html", &context);
     assert!(hooks.contains("item.claimed"));
+    assert!(
+        !hooks.contains("<script>"),
+        "health data is escaped in its attribute"
+    );
 
     context.insert(
         "tokens",
@@ -245,11 +254,20 @@ fn admin_pages_render_with_escaped_fixture_data() {
 
     context.insert(
         "users",
-        &json!([{"username": "ada", "scopes": "admin", "board": "all", "created": "x", "sessions": 1}]),
+        &json!([{"id": 1, "username": "ada", "scopes": "admin", "board": "all", "created": "x", "sessions": 1, "claims": 0, "disabled": false, "is_me": true},
+                {"id": 2, "username": XSS, "scopes": "queue:write", "board": "all", "created": "x", "sessions": 0, "claims": 2, "disabled": true, "is_me": false}]),
     );
     context.insert("error", &Some(XSS));
-    context.insert("created", &Option::<String>::None);
+    context.insert("notice", &Option::<String>::None);
     let users = render("users.html", &context);
+    assert!(
+        users.contains(r#"action="/users/2/delete""#)
+            || users.contains("&#x2F;users&#x2F;2&#x2F;delete")
+    );
+    assert!(
+        !users.contains("/users/1/delete") && !users.contains("&#x2F;users&#x2F;1&#x2F;delete"),
+        "no actions on yourself"
+    );
     assert!(!users.contains(XSS));
     assert!(users.contains(r#"<input type="hidden" name="csrf" value="csrf-token-value">"#));
 
@@ -339,4 +357,46 @@ fn render_time_of_a_two_thousand_item_board() {
         "board of 2000 items: context {best_context:.1} ms, context + render {best:.1} ms (best of 5), {size} bytes of HTML"
     );
     assert!(size > 2000 * 200);
+}
+
+#[test]
+fn lease_lengths_show_in_the_largest_whole_unit() {
+    use super::pages::DurationField;
+    let field = |s| {
+        let f = DurationField::of(s);
+        (f.value, f.unit)
+    };
+    assert_eq!(field(259_200), ("3".into(), 86_400));
+    assert_eq!(field(1_800), ("30".into(), 60));
+    assert_eq!(field(7_200), ("2".into(), 3_600));
+    assert_eq!(field(5_400), ("90".into(), 60));
+    assert_eq!(field(90), ("1.5".into(), 60));
+    assert_eq!(field(30), ("0.5".into(), 60));
+}
+
+#[test]
+fn only_a_held_card_offers_a_release_and_only_a_queued_one_a_claim() {
+    let mut context = base_context(Scope::Admin);
+    let mut done = item(7, "finished");
+    done.status = LaneRole::Done;
+    done.claim = None;
+    context.insert("item", &CardView::of(&done));
+    let html = render("card.html", &context);
+    assert!(!html.contains("data-act=\"release\""), "{html}");
+    assert!(!html.contains("data-act=\"claim\""), "{html}");
+    assert!(html.contains("More actions for CORE-7"));
+    let queued = item(4, "waiting");
+    context.insert("item", &CardView::of(&queued));
+    let html = render("card.html", &context);
+    assert!(
+        html.contains(r#"class="primary-act" data-act="claim""#),
+        "{html}"
+    );
+    let held = item(3, "held by a bot");
+    context.insert("item", &CardView::of(&held));
+    let html = render("card.html", &context);
+    assert!(
+        html.contains("Force release CORE-3 (held by bot-1)"),
+        "{html}"
+    );
 }

@@ -147,7 +147,12 @@ async fn malformed_or_mistyped_bodies_are_400_invalid_request_and_change_nothing
         .await
         .expect("send");
     assert_eq!(text.status(), 400);
-    for path in ["/api/items/abc", "/api/boards/1.5"] {
+    for path in [
+        "/api/items/abc",
+        "/api/boards/1.5",
+        "/api/boards/x/stats",
+        "/api/boards/1/stats?from=2026-01-01&from=2026-01-02",
+    ] {
         server
             .get(&server.admin, path)
             .await
@@ -308,6 +313,7 @@ async fn unknown_ids_and_routes_are_404_in_the_error_shape() {
         "/api/boards/424242",
         "/api/boards/424242/lanes",
         "/api/boards/424242/items",
+        "/api/boards/424242/stats",
         "/api/items/424242/events",
         "/api/nothing-here",
     ] {

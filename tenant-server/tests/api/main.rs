@@ -13,6 +13,7 @@ mod mcp;
 mod operations;
 mod queue;
 mod receiver;
+mod stats;
 mod sync;
 mod web;
 mod webhooks;

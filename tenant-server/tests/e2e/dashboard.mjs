@@ -33,7 +33,7 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
 const page = await context.newPage();
 page.setDefaultTimeout(15000);
 const consoleErrors = [];
@@ -42,7 +42,8 @@ const consoleErrors = [];
 // do not, and fail the run.
 page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
-page.on('dialog', (d) => d.accept());
+const dialogs = [];
+page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
 
 const lane = (name) => page.locator(`section.lane[data-lane-name="${name}"]`);
 const card = (title) => page.locator('li.card', { has: page.locator('a.title', { hasText: title }) });
@@ -62,6 +63,29 @@ try {
   await page.goto(`${base}/boards/${boardId}`);
   await page.locator('#live.on').waitFor();
 
+  step('at 1400 px every lane is in view, none clipped');
+  const clipped = await page.evaluate(() => {
+    const board = document.querySelector('#board').getBoundingClientRect();
+    return Array.from(document.querySelectorAll('section.lane'))
+      .filter((l) => l.getBoundingClientRect().right > board.right + 1)
+      .map((l) => l.dataset.laneName);
+  });
+  if (clipped.length) throw new Error(`lanes clipped at 1400 px: ${clipped.join(', ')}`);
+
+  step('cards carry one primary action; the rest is in a menu');
+  const first = card('Overflow candidate');
+  const visibleButtons = await first.locator('.actions > button').allTextContents();
+  if (visibleButtons.join('|') !== 'Claim') throw new Error(`visible card buttons: ${visibleButtons.join('|')}`);
+  await first.locator('summary', { hasText: 'More' }).click();
+  const toggle = first.getByRole('button', { name: /Agent-ready: on/ });
+  if ((await toggle.getAttribute('aria-pressed')) !== 'true') throw new Error('agent-ready toggle not pressed');
+  await toggle.click();
+  await first.locator('button[data-act=ready][aria-pressed=false]').waitFor({ state: 'attached' });
+  if (await first.locator('.badge.ready').count()) throw new Error('agent-ready badge still shown');
+  await first.locator('summary', { hasText: 'More' }).click();
+  await first.getByRole('button', { name: /Agent-ready: off/ }).click();
+  await first.locator('.badge.ready').waitFor();
+
   step('create an item');
   await page.locator('.new-item summary').click();
   await page.locator('#new-item input[name=title]').fill('Written in the browser');
@@ -70,6 +94,9 @@ try {
   await lane('Backlog').locator('li.card', { hasText: 'Written in the browser' }).waitFor();
 
   step('drag it to In Progress');
+  // The card's own live refresh (the item.created event: 150 ms batching,
+  // then a fetch) may still replace it; a node replaced mid-drag never drops.
+  await page.waitForTimeout(1000);
   await card('Written in the browser').dragTo(lane('In Progress').locator('ol.cards'));
   await lane('In Progress').locator('li.card.held', { hasText: 'Written in the browser' }).waitFor();
   const count = await lane('In Progress').locator('.count').textContent();
@@ -90,8 +117,24 @@ try {
   if (!/WIP limit/.test(text)) throw new Error(`unexpected message: ${text}`);
   await lane('Ready').locator('li.card', { hasText: 'Overflow candidate' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'board.png'), fullPage: true });
+  step('the WIP message clears once the card has settled');
+  await card('Overflow candidate').locator('.msg').waitFor({ state: 'hidden', timeout: 8000 });
 
-  step('keyboard move: Move… then choose a lane');
+  step('keyboard: arrows walk the cards, Shift+→ moves one');
+  await page.locator('li.card').first().focus();
+  const focusedKey = async () => page.evaluate(() => document.activeElement.matches('li.card') ? document.activeElement.querySelector('.key').textContent : null);
+  const startKey = await focusedKey();
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowRight');
+  const movedTo = await focusedKey();
+  if (!startKey || !movedTo || movedTo === startKey) throw new Error(`arrow keys did not move focus (${startKey} -> ${movedTo})`);
+  await card('Written in the browser').focus();
+  await page.keyboard.press('Shift+ArrowRight');
+  await lane('Review').locator('li.card', { hasText: 'Written in the browser' }).waitFor();
+  await page.waitForFunction(() => document.activeElement.matches('li.card') && /Written in the browser/.test(document.activeElement.textContent), null, { timeout: 5000 });
+
+  step('keyboard move: Move to lane… then choose a lane');
+  await card('Overflow candidate').locator('summary', { hasText: 'More' }).click();
   await card('Overflow candidate').getByRole('button', { name: /^Move/ }).click();
   await card('Overflow candidate').locator('select.move-to').selectOption({ label: 'Review' });
   await lane('Review').locator('li.card', { hasText: 'Overflow candidate' }).waitFor();
@@ -117,6 +160,36 @@ try {
   await page.locator('#item-page').waitFor();
   await page.locator('.timeline li', { hasText: 'moved' }).first().waitFor();
   await page.screenshot({ path: join(artifacts, 'item.png'), fullPage: true });
+
+  step('item page: move, claim, extend the lease, release');
+  await page.locator('#work select[name=lane_id]').selectOption({ label: 'Ready' });
+  await page.locator('#work').getByRole('button', { name: 'Move' }).click();
+  await page.locator('.meta strong', { hasText: 'Ready' }).waitFor();
+  await page.locator('#work').getByRole('button', { name: 'Claim', exact: true }).click();
+  await page.locator('.meta', { hasText: 'held by' }).waitFor();
+  await page.locator('#work').getByRole('button', { name: 'Extend my lease' }).click();
+  await page.locator('#work').getByRole('button', { name: 'Release' }).waitFor();
+  await page.locator('#work').getByRole('button', { name: 'Release' }).click();
+  await page.locator('#work').getByRole('button', { name: 'Claim', exact: true }).waitFor();
+
+  step('dependencies by key: ids refused, unknown keys named, search by title');
+  const blockerMsg = page.locator('#add-blocker .msg');
+  await page.locator('#add-blocker-key').fill('3');
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await blockerMsg.filter({ hasText: 'is not an item key' }).waitFor();
+  await page.locator('#add-blocker-key').fill('E2E-999');
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await blockerMsg.filter({ hasText: 'E2E-999 is not an item on this board' }).waitFor();
+  await page.locator('#add-blocker-key').fill('');
+  await page.locator('#add-blocker-key').pressSequentially('Agent will');
+  await page.locator('#add-blocker-list option', { hasText: 'Agent will claim this' }).waitFor({ state: 'attached' });
+  const suggested = await page.locator('#add-blocker-list option').first().getAttribute('value');
+  if (!/^E2E-\d+$/.test(suggested)) throw new Error(`suggestion value ${suggested}`);
+  await page.locator('#add-blocker-key').fill(suggested);
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await page.locator('.refs li', { hasText: 'Agent will claim this' }).locator('a', { hasText: suggested }).waitFor();
+  const depsValue = await page.locator('#f-deps').inputValue();
+  if (depsValue !== suggested) throw new Error(`edit form shows dependencies as ${depsValue}`);
 
   step('a concurrent edit gives 412: both versions shown, mine kept on request');
   await page.locator('#edit summary').click();
@@ -153,6 +226,25 @@ try {
     await page.locator('#webhooks-status', { hasText: 'No webhooks yet.' }).waitFor();
     webhooks = 'tested';
   }
+
+  step('settings take lease lengths in minutes, hours or days');
+  await page.goto(`${base}/boards/${boardId}/settings`);
+  await page.locator('#f-agent_lease_seconds').fill('45');
+  await page.locator('select[data-unit-for="agent_lease_seconds"]').selectOption({ label: 'minutes' });
+  await page.locator('#f-human_lease_seconds').fill('2');
+  await page.locator('select[data-unit-for="human_lease_seconds"]').selectOption({ label: 'days' });
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('#f-agent_lease_seconds[value="45"]').waitFor();
+  const leases = await page.evaluate(async (id) => (await (await fetch(`/api/boards/${id}`, { credentials: 'same-origin' })).json()), boardId);
+  if (leases.agent_lease_seconds !== 2700 || leases.human_lease_seconds !== 172800) throw new Error(`leases saved as ${JSON.stringify(leases)}`);
+
+  step('users: disable asks first, then says what happened');
+  await page.goto(`${base}/users`);
+  const carol = page.locator('tr', { hasText: 'carol' });
+  await carol.locator('summary', { hasText: 'Manage' }).click();
+  await carol.getByRole('button', { name: 'Disable' }).click();
+  await page.locator('.ok-text', { hasText: 'carol is disabled and signed out.' }).waitFor();
+  if (!dialogs.some((d) => /Disable carol\?/.test(d))) throw new Error(`no confirmation asked: ${dialogs.join(' | ')}`);
 
   step('the board on a phone');
   await page.setViewportSize({ width: 390, height: 844 });
