@@ -45,9 +45,12 @@ impl ImportMode {
 
 /// The body of `PUT /api/boards/{id}/sync` (and `"sync"` on `POST /api/boards`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     pub provider: ProviderKind,
-    /// `owner/name` (GitHub) or `group/sub/project` (GitLab).
+    /// `owner/name` (GitHub: exactly two parts) or `group/sub/project`
+    /// (GitLab: 2 to 20 parts); `.` and `..` are refused as parts.
+    #[schema(pattern = r"^[A-Za-z0-9_.-]{1,100}(/[A-Za-z0-9_.-]{1,100}){1,19}$")]
     pub repo: String,
     /// Default `https://api.github.com` or `https://gitlab.com/api/v4`.
     pub api_url: Option<String>,

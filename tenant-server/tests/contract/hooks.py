@@ -28,9 +28,17 @@ STATE_RULES = [
     r"^worker .* exists and is a",
     r"^must be in the future",
     r"^was already used for a different request",
+    # Sync links: the server's own tokens, other boards' links and the
+    # provider's answer are state; a repository's number of parts depends
+    # on the provider named beside it, and `.`/`..` parts are refused (the
+    # schema states the characters and the 2..20 parts that both allow).
+    r"^no token given and the server has none",
+    r"^already linked to board",
+    r"^the provider (does not know|refused)",
+    r"^must be (owner/name|group/project)",
 ]
-# A webhook URL must resolve to a reachable address: any refusal of it.
-STATE_FIELDS = {"url"}
+# A webhook URL or a sync api_url must resolve to a reachable address: any refusal of it.
+STATE_FIELDS = {"url", "api_url"}
 
 
 @schemathesis.check
