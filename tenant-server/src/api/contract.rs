@@ -83,6 +83,13 @@ fn property_bounds() -> Vec<(&'static str, &'static str, Value)> {
             "url",
             json!({"maxLength": l::URL_MAX}),
         ),
+        ("LinkRequest", "repo", json!({"maxLength": l::REPO_MAX})),
+        ("LinkRequest", "api_url", json!({"maxLength": l::URL_MAX})),
+        (
+            "LinkRequest",
+            "token",
+            json!({"maxLength": l::PROVIDER_TOKEN_MAX}),
+        ),
         (
             "RotateRequest",
             "overlap_seconds",

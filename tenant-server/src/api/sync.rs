@@ -194,6 +194,27 @@ pub async fn prepare(
     board_id: Option<i64>,
     req: LinkRequest,
 ) -> ApiResult<PreparedLink> {
+    use crate::domain::limits::{PROVIDER_TOKEN_MAX, REPO_MAX, URL_MAX};
+    use secrecy::ExposeSecret;
+    let too_long =
+        |field: &str, max: usize| invalid(field, format!("must be at most {max} characters"));
+    if req.repo.chars().count() > REPO_MAX {
+        return Err(too_long("repo", REPO_MAX));
+    }
+    if req
+        .api_url
+        .as_ref()
+        .is_some_and(|u| u.chars().count() > URL_MAX)
+    {
+        return Err(too_long("api_url", URL_MAX));
+    }
+    if req
+        .token
+        .as_ref()
+        .is_some_and(|t| t.0.expose_secret().chars().count() > PROVIDER_TOKEN_MAX)
+    {
+        return Err(too_long("token", PROVIDER_TOKEN_MAX));
+    }
     let repo = req.repo.trim().trim_matches('/').to_owned();
     if !valid_repo(req.provider, &repo) {
         return Err(invalid(

@@ -45,6 +45,10 @@ pub const LANES_PER_BOARD_MAX: i64 = 50;
 pub const REASON_MAX: usize = 2000;
 /// A webhook URL, in characters.
 pub const URL_MAX: usize = 2000;
+/// A linked repository's path (`owner/name`, `group/sub/project`), in characters.
+pub const REPO_MAX: usize = 300;
+/// A GitHub/GitLab token given with a sync link, in characters.
+pub const PROVIDER_TOKEN_MAX: usize = 1000;
 /// How long a rotated webhook secret keeps signing, in seconds.
 pub const OVERLAP_SECONDS_MIN: i64 = 0;
 pub const OVERLAP_SECONDS_MAX: i64 = 7 * 86_400;

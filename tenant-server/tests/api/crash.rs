@@ -163,7 +163,14 @@ async fn kill_9_under_claim_load_loses_no_acknowledged_claim_and_nothing_is_clai
         }
     });
     let killer = async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // Kill once a quarter of the queue is acknowledged: a fixed delay
+        // let a fast writer drain all of it first.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while acked.lock().expect("lock").len() < total / 4
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         // The writer group-commits: under this load several claims share
         // one transaction, so the kill lands among grouped commits.
         let metrics = http

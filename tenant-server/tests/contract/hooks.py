@@ -36,6 +36,11 @@ STATE_RULES = [
     r"^already linked to board",
     r"^the provider (does not know|refused)",
     r"^must be (owner/name|group/project)",
+    # Flow stats: the schema's pattern states the YYYY-MM-DD shape; a real
+    # calendar day and a range of at most 366 days, from before to, cannot be.
+    r"^must be a date written YYYY-MM-DD",
+    r"^must not be after to",
+    r"^the range may cover at most",
 ]
 # A webhook URL or a sync api_url must resolve to a reachable address: any refusal of it.
 STATE_FIELDS = {"url", "api_url"}
