@@ -375,9 +375,9 @@ async fn seed(data_dir: &Path, items: i64, sync: Durability) -> Result<Seeded> {
     let started = Instant::now();
     let store = Store::open(data_dir, sync, 1).await?;
     let now = store::now_ms();
-    store::tokens::ensure_admin(&store.writer, Some(ADMIN_TOKEN), now).await?;
+    taskharbor::commands::tokens::ensure_admin(&store, Some(ADMIN_TOKEN), now).await?;
     let new_board = NewBoard::parse("Benchmark", "BENCH").map_err(|e| format!("{e:?}"))?;
-    let board = store::boards::create(&store.writer, &new_board, now).await?;
+    let board = taskharbor::commands::boards::create(&store, None, &new_board, now).await?;
     let mut conn = store.writer.acquire().await?;
     let (ready_lane,): (i64,) = sqlx::query_as(
         "SELECT id FROM lanes WHERE board_id = ? AND role = 'ready' ORDER BY position, id LIMIT 1",

@@ -87,12 +87,6 @@ impl AppState {
             store,
         })
     }
-
-    /// Wakes change listeners after a write made outside the writer
-    /// thread (whose commits tick on their own).
-    pub fn notify_change(&self) {
-        self.store.notify_change();
-    }
 }
 
 /// The whole HTTP surface: the API and operations routes, the MCP

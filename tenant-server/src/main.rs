@@ -6,9 +6,10 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use secrecy::ExposeSecret;
 use std::io::Write;
+use taskharbor::commands;
 use taskharbor::config::{AdminCommand, Cli, Command, Config, KindArg, TokenCommand, TokenCreate};
 use taskharbor::domain::{Scope, WorkerKind};
-use taskharbor::store::tokens::{self, Bootstrap, NewToken};
+use taskharbor::store::tokens::{Bootstrap, NewToken};
 use taskharbor::store::{self, Store};
 use taskharbor::{AppState, telemetry};
 
@@ -128,7 +129,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .bootstrap_token
         .as_ref()
         .map(|s| s.expose_secret().to_owned());
-    match tokens::ensure_admin(&state.store.writer, configured.as_deref(), store::now_ms()).await? {
+    match commands::tokens::ensure_admin(&state.store, configured.as_deref(), store::now_ms())
+        .await?
+    {
         Bootstrap::Generated(secret) => {
             // Printed once, to stdout only: it is never logged.
             print_out(&format!(
@@ -201,7 +204,7 @@ async fn create_token(top: &Config, args: TokenCreate) -> anyhow::Result<()> {
         now,
     )
     .map_err(|e| field_errors(&e))?;
-    let minted = tokens::create(&store.writer, &token, None, now).await;
+    let minted = commands::tokens::create(&store, &token, now).await;
     store.close().await;
     let (info, secret) = minted.map_err(|e| match e {
         store::CommandError::Rule(taskharbor::domain::DomainError::Validation(fields)) => {
@@ -226,7 +229,7 @@ async fn recover_admin(top: &Config, data_dir: &std::path::Path, name: &str) -> 
         db.display()
     );
     let store = Store::open(data_dir, top.sqlite_sync, 1).await?;
-    let minted = tokens::recover_admin(&store.writer, name, store::now_ms()).await;
+    let minted = commands::tokens::recover_admin(&store, name, store::now_ms()).await;
     store.close().await;
     let (info, secret) = minted.map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!(

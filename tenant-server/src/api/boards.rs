@@ -4,9 +4,10 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{ApiPath, AppJson, Auth};
 use super::nullable;
 use crate::AppState;
+use crate::commands;
 use crate::domain::Scope;
+use crate::domain::auth::check_may_create_board;
 use crate::domain::board::{BoardPatch, LanePatch, LaneRole, NewBoard, NewLane, Who};
-use crate::domain::error::DomainError;
 use crate::store::model::{Board, Lane};
 use crate::store::{self, boards};
 use axum::Json;
@@ -34,12 +35,9 @@ pub async fn create_board(
     AppJson(req): AppJson<CreateBoardRequest>,
 ) -> ApiResult<(StatusCode, Json<Board>)> {
     let caller = auth.require(Scope::Admin)?;
-    if !caller.is_admin() {
-        return Err(DomainError::Forbidden(
-            "creating boards needs an unconfined admin token".into(),
-        )
-        .into());
-    }
+    // Decided before the provider is asked about a link; the command
+    // decides again with the same rule.
+    check_may_create_board(caller)?;
     let board = NewBoard::parse(&req.name, &req.key)?;
     // The link is checked with the provider before the board exists, so a
     // refused link creates nothing.
@@ -47,7 +45,8 @@ pub async fn create_board(
         Some(link) => Some(super::sync::prepare(&state, None, link).await?),
         None => None,
     };
-    let created = boards::create(&state.store.writer, &board, store::now_ms()).await?;
+    let created =
+        commands::boards::create(&state.store, Some(caller), &board, store::now_ms()).await?;
     if let Some(link) = link {
         super::sync::store_link(&state, created.id, link).await?;
     }
@@ -107,7 +106,7 @@ pub async fn patch_board(
         req.agents_need_ready,
     )?;
     Ok(Json(
-        boards::update(&state.store.writer, caller, id, &patch, store::now_ms()).await?,
+        commands::boards::update(&state.store, caller, id, &patch, store::now_ms()).await?,
     ))
 }
 
@@ -151,7 +150,7 @@ pub async fn create_lane(
     let lane = NewLane::parse(&req.name, req.role, req.position, req.wip_limit, req.who)?;
     Ok((
         StatusCode::CREATED,
-        Json(boards::create_lane(&state.store.writer, caller, id, &lane).await?),
+        Json(commands::boards::create_lane(&state.store, caller, id, &lane).await?),
     ))
 }
 
@@ -185,7 +184,7 @@ pub async fn patch_lane(
         req.who,
     )?;
     Ok(Json(
-        boards::update_lane(&state.store.writer, caller, id, &patch).await?,
+        commands::boards::update_lane(&state.store, caller, id, &patch).await?,
     ))
 }
 
@@ -197,6 +196,6 @@ pub async fn delete_lane(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    boards::delete_lane(&state.store.writer, caller, id).await?;
+    commands::boards::delete_lane(&state.store, caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,6 +3,7 @@
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, AppJson, Auth};
 use crate::AppState;
+use crate::commands;
 use crate::domain::error::WorkerRef;
 use crate::domain::{Scope, WorkerKind};
 use crate::store::model::{Item, Timestamp, TokenInfo};
@@ -68,7 +69,7 @@ pub async fn create_token(
         expires_at,
         now,
     )?;
-    let (info, secret) = tokens::create_by(&state.store.writer, caller, &token, now).await?;
+    let (info, secret) = commands::tokens::create_by(&state.store, caller, &token, now).await?;
     tracing::info!(token_id = info.id, worker = %info.worker.name, "token minted");
     Ok((
         StatusCode::CREATED,
@@ -100,7 +101,7 @@ pub async fn revoke_token(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<TokenInfo>> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    let info = tokens::revoke(&state.store, caller, id, store::now_ms()).await?;
+    let info = commands::tokens::revoke(&state.store, caller, id, store::now_ms()).await?;
     tracing::info!(token_id = info.id, "token revoked");
     Ok(Json(info))
 }

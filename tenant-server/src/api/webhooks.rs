@@ -4,8 +4,10 @@
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, AppJson, Auth, OptionalJson};
 use crate::AppState;
+use crate::commands;
 use crate::delivery::ssrf;
 use crate::domain::event::EventType;
+use crate::domain::webhook;
 use crate::domain::{DomainError, Scope};
 use crate::store::webhooks::{self, Delivery, Webhook};
 use crate::store::{self};
@@ -52,20 +54,15 @@ pub async fn create_webhook(
     AppJson(req): AppJson<CreateWebhookRequest>,
 ) -> ApiResult<(StatusCode, Json<WebhookWithSecret>)> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    if !caller.is_board_admin(board) {
+    // Before the URL is resolved: an invisible board leaks nothing.
+    if !webhook::may_manage(caller, board) {
         return Err(ApiError::NotFound("board".into()));
     }
     let url = checked_url(&state, &req.url).await?;
     let events = req.events.unwrap_or_default();
-    let (webhook, secret) = webhooks::create(
-        &state.store.writer,
-        caller,
-        board,
-        &url,
-        &events,
-        store::now_ms(),
-    )
-    .await?;
+    let (webhook, secret) =
+        commands::webhooks::create(&state.store, caller, board, &url, &events, store::now_ms())
+            .await?;
     tracing::info!(webhook_id = webhook.id, board, "webhook created");
     Ok((
         StatusCode::CREATED,
@@ -120,13 +117,14 @@ pub async fn patch_webhook(
     AppJson(req): AppJson<PatchWebhookRequest>,
 ) -> ApiResult<Json<Webhook>> {
     let caller = auth.require(Scope::BoardAdmin)?;
+    // Before the URL is resolved: an invisible webhook leaks nothing.
     webhooks::get(&state.store.reader, caller, id).await?;
     let url = match &req.url {
         Some(url) => Some(checked_url(&state, url).await?),
         None => None,
     };
-    let updated = webhooks::update(
-        &state.store.writer,
+    let updated = commands::webhooks::update(
+        &state.store,
         caller,
         id,
         url.as_deref(),
@@ -135,7 +133,6 @@ pub async fn patch_webhook(
         store::now_ms(),
     )
     .await?;
-    state.notify_change();
     Ok(Json(updated))
 }
 
@@ -147,7 +144,7 @@ pub async fn delete_webhook(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    webhooks::delete(&state.store.writer, caller, id).await?;
+    commands::webhooks::delete(&state.store, caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,20 +165,10 @@ pub async fn rotate_secret(
     OptionalJson(req): OptionalJson<RotateRequest>,
 ) -> ApiResult<Json<WebhookWithSecret>> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    let overlap = req.overlap_seconds.unwrap_or(86_400);
-    if !(0..=7 * 86_400).contains(&overlap) {
-        return Err(
-            DomainError::validation("overlap_seconds", "must be between 0 and 604800").into(),
-        );
-    }
-    let (webhook, secret) = webhooks::rotate_secret(
-        &state.store.writer,
-        caller,
-        id,
-        overlap * 1000,
-        store::now_ms(),
-    )
-    .await?;
+    let overlap_ms = webhook::rotation_overlap_ms(req.overlap_seconds)?;
+    let (webhook, secret) =
+        commands::webhooks::rotate_secret(&state.store, caller, id, overlap_ms, store::now_ms())
+            .await?;
     Ok(Json(WebhookWithSecret { webhook, secret }))
 }
 
@@ -229,7 +216,6 @@ pub async fn retry_delivery(
     ApiPath((id, delivery)): ApiPath<(i64, i64)>,
 ) -> ApiResult<(StatusCode, Json<Queued>)> {
     let caller = auth.require(Scope::BoardAdmin)?;
-    webhooks::retry(&state.store.writer, caller, id, delivery, store::now_ms()).await?;
-    state.notify_change();
+    commands::webhooks::retry(&state.store, caller, id, delivery, store::now_ms()).await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { status: "queued" })))
 }

@@ -8,5 +8,11 @@
 //! fires from that commit, so no edge announces changes itself. Reads stay
 //! on the store's reader pool and are called directly.
 
+pub mod boards;
 pub mod items;
 pub mod queue;
+pub mod tokens;
+pub mod webhooks;
+
+#[cfg(test)]
+mod admin_tests;

@@ -1,31 +1,34 @@
 //! `WebhookSender`: drains the webhook outbox. Wakes on every committed
 //! change (so `item.agent-ready` reaches an agent within milliseconds) and
 //! at the next retry time; signs each attempt per Standard Webhooks with
-//! the same `webhook-id`; retries with exponential backoff and jitter over
-//! about three days; honours `Retry-After`; `410 Gone` disables the
-//! endpoint; logs every attempt.
+//! the same `webhook-id`; logs every attempt. What happens after an
+//! attempt (backoff with jitter over about three days, `Retry-After`,
+//! `410 Gone` disabling the endpoint) is `domain::webhook`'s decision,
+//! taken inside the writer command that records the attempt.
 
 use super::signing;
 use super::ssrf::{self, PublicOnlyResolver};
+use crate::commands;
+use crate::domain::webhook::{AttemptOutcome, AttemptResult, DELIVERY_RETENTION_MS};
 use crate::store::model::Timestamp;
-use crate::store::webhooks::{self, Attempt, AttemptOutcome, DueDelivery};
+use crate::store::webhooks::{self, Attempt, DueDelivery};
 use crate::store::{self};
 use crate::{AppState, StopSignal};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
 use rand::Rng;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Delay after the n-th failed attempt (sums to about three days).
-const SCHEDULE_SECONDS: [u64; 10] = [
-    5, 300, 1800, 7200, 18_000, 36_000, 36_000, 50_400, 50_400, 57_600,
-];
-/// An endpoint failing continuously for this long is disabled.
-const GIVE_UP_AFTER_MS: i64 = 3 * 24 * 3600 * 1000;
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 const CONCURRENCY: usize = 32;
 const SNIPPET: usize = 500;
+/// A taken delivery is not due again for this long: far longer than one
+/// attempt (a 15 s timeout), so it is sent twice only if its attempt was
+/// never recorded (a crash).
+const ATTEMPT_LEASE_MS: i64 = 5 * 60 * 1000;
+/// How often finished deliveries past their retention are pruned, and how
+/// many one writer command deletes (so no command holds the writer long).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_BATCH: i64 = 500;
 
 /// Delivery metrics, registered on the server's registry.
 #[derive(Clone)]
@@ -61,23 +64,6 @@ impl DeliveryMetrics {
     }
 }
 
-/// The next attempt's delay after `failed_attempts` failures, or `None`
-/// when the schedule is exhausted. `jitter` is in [-1, 1].
-pub fn backoff(
-    failed_attempts: i64,
-    retry_after: Option<Duration>,
-    scale: f64,
-    jitter: f64,
-) -> Option<Duration> {
-    let index = usize::try_from(failed_attempts.checked_sub(1)?).ok()?;
-    let base = *SCHEDULE_SECONDS.get(index)? as f64 * scale;
-    let jittered = Duration::from_secs_f64((base * (1.0 + 0.1 * jitter.clamp(-1.0, 1.0))).max(0.0));
-    Some(match retry_after {
-        Some(asked) => jittered.max(asked.min(MAX_RETRY_AFTER)),
-        None => jittered,
-    })
-}
-
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers
@@ -94,19 +80,12 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(delta.whole_seconds().max(0) as u64))
 }
 
-/// Deliveries being attempted (`None`) or attempted recently (`Some(when
-/// the attempt's result was committed)`). An outbox read that began before
-/// an attempt committed may still see that delivery as pending; such a
-/// delivery is skipped, so a healthy receiver never gets a duplicate.
-type InFlight = HashMap<i64, Option<Instant>>;
-
 pub struct WebhookSender {
     state: AppState,
     /// Built on the first delivery: a TLS client with its root store is a
     /// few MiB that an instance without webhooks never needs.
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     metrics: Arc<DeliveryMetrics>,
-    in_flight: Arc<Mutex<InFlight>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +101,6 @@ impl WebhookSender {
             client: std::sync::OnceLock::new(),
             state,
             metrics,
-            in_flight: Arc::default(),
         })
     }
 
@@ -152,96 +130,122 @@ impl WebhookSender {
         let mut changes = this.state.changes.subscribe();
         let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let mut pruned_at: Option<Instant> = None;
         loop {
-            let now = store::now_ms();
-            let read_started = Instant::now();
-            let due = webhooks::due(&this.state.store.reader, now, (CONCURRENCY * 2) as i64).await;
-            // Attempts committed before this read began are reflected in it.
-            this.in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|_, finished| finished.is_none_or(|at| at > read_started));
-            match due {
-                Ok(due) => {
-                    for delivery in due {
-                        {
-                            let mut in_flight =
-                                this.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                            if in_flight.contains_key(&delivery.id) {
-                                continue;
-                            }
-                            in_flight.insert(delivery.id, None);
-                        }
-                        let Ok(permit) = slots.clone().acquire_owned().await else {
-                            return;
-                        };
-                        let (sender, done) = (this.clone(), done_tx.clone());
-                        tokio::spawn(async move {
-                            let id = delivery.id;
-                            sender.attempt(delivery).await;
-                            sender
-                                .in_flight
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(id, Some(Instant::now()));
-                            drop(permit);
-                            let _ = done.send(());
-                        });
-                    }
-                }
-                Err(error) => tracing::error!(%error, "cannot read the webhook outbox"),
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                this.prune().await;
+                pruned_at = Some(Instant::now());
             }
-            let sleep = match webhooks::next_due_at(&this.state.store.reader).await {
-                Ok(Some(at)) => {
-                    Duration::from_millis((at - store::now_ms()).clamp(0, 60_000) as u64)
+            let now = store::now_ms();
+            // A read first: the writer is asked only when something is due.
+            let wait = match webhooks::next_due_at(&this.state.store.reader).await {
+                Ok(Some(at)) => Duration::from_millis((at - now).clamp(0, 60_000) as u64),
+                Ok(None) => Duration::from_secs(60),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the webhook outbox");
+                    Duration::from_secs(5)
                 }
-                _ => Duration::from_secs(60),
             };
+            let free = slots.available_permits();
+            if wait.is_zero() && free > 0 {
+                match commands::webhooks::take_due(
+                    &this.state.store,
+                    now,
+                    free as i64,
+                    ATTEMPT_LEASE_MS,
+                )
+                .await
+                {
+                    Ok(due) if !due.is_empty() => {
+                        for delivery in due {
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let (sender, done) = (this.clone(), done_tx.clone());
+                            tokio::spawn(async move {
+                                sender.attempt(delivery).await;
+                                drop(permit);
+                                let _ = done.send(());
+                            });
+                        }
+                        // More may be due: look again at once.
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "cannot take due webhook deliveries"),
+                }
+            }
             // Everything due is in flight: wait for news rather than spin.
-            let sleep = if sleep.is_zero() {
+            let wait = if wait.is_zero() {
                 Duration::from_millis(50)
             } else {
-                sleep
+                wait
             };
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = changes.changed() => {}
                 _ = done_rx.recv() => {}
-                () = tokio::time::sleep(sleep) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
         // Let attempts in flight finish (they are bounded by the timeout).
         let _ = slots.acquire_many(CONCURRENCY as u32).await;
     }
 
-    async fn attempt(&self, delivery: DueDelivery) {
-        let started = Instant::now();
-        let at_ms = store::now_ms();
-        let (record, outcome) = self.send(&delivery, at_ms).await;
-        let latency = started.elapsed();
-        self.metrics.latency.observe(latency.as_secs_f64());
-        let label = match &outcome {
-            AttemptOutcome::Delivered => "delivered",
-            AttemptOutcome::RetryAt(_) => "retry",
-            AttemptOutcome::Failed => "failed",
-            AttemptOutcome::DisableEndpoint(_) => "disabled",
-        };
-        self.metrics.deliveries.with_label_values(&[label]).inc();
-        if let AttemptOutcome::DisableEndpoint(reason) = &outcome {
-            tracing::warn!(webhook_id = delivery.webhook_id, %reason, "webhook endpoint disabled");
-        }
-        if let Err(error) =
-            webhooks::record_attempt(&self.state.store.writer, &delivery, &record, &outcome).await
-        {
-            // Not recorded: the delivery stays due and is sent again (at-least-once).
-            tracing::error!(%error, delivery = delivery.id, "cannot record a webhook attempt");
-        }
-        if label == "disabled" {
-            self.state.notify_change();
+    /// Deletes finished deliveries past their retention, a batch per command.
+    async fn prune(&self) {
+        let before = store::now_ms() - DELIVERY_RETENTION_MS;
+        loop {
+            match commands::webhooks::prune_outbox(&self.state.store, before, PRUNE_BATCH).await {
+                Ok(n) if (n as i64) < PRUNE_BATCH => break,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "cannot prune the webhook outbox");
+                    break;
+                }
+            }
         }
     }
 
-    async fn send(&self, delivery: &DueDelivery, at_ms: i64) -> (Attempt, AttemptOutcome) {
+    async fn attempt(&self, delivery: DueDelivery) {
+        let started = Instant::now();
+        let at_ms = store::now_ms();
+        let (record, result) = self.send(&delivery, at_ms).await;
+        self.metrics
+            .latency
+            .observe(started.elapsed().as_secs_f64());
+        let jitter = rand::rng().random_range(-1.0..=1.0);
+        let recorded = commands::webhooks::record_attempt(
+            &self.state.store,
+            delivery.id,
+            &record,
+            result,
+            self.state.config.webhook_retry_scale,
+            jitter,
+        )
+        .await;
+        match recorded {
+            Ok(Some(outcome)) => {
+                self.metrics
+                    .deliveries
+                    .with_label_values(&[outcome.label()])
+                    .inc();
+                if let AttemptOutcome::DisableEndpoint(reason) = &outcome {
+                    tracing::warn!(webhook_id = delivery.webhook_id, %reason, "webhook endpoint disabled");
+                }
+            }
+            Ok(None) => {
+                tracing::debug!(delivery = delivery.id, "webhook deleted during an attempt");
+            }
+            Err(error) => {
+                // Not recorded: the delivery is due again after its lease
+                // and is sent again (at-least-once).
+                tracing::error!(%error, delivery = delivery.id, "cannot record a webhook attempt");
+            }
+        }
+    }
+
+    async fn send(&self, delivery: &DueDelivery, at_ms: i64) -> (Attempt, AttemptResult) {
         let started = Instant::now();
         let timestamp = at_ms / 1000;
         let mut record = Attempt {
@@ -266,7 +270,7 @@ impl WebhookSender {
             Ok(signature) => signature,
             Err(error) => {
                 record.error = Some(error.to_string());
-                return (record, AttemptOutcome::Failed);
+                return (record, AttemptResult::Unsendable);
             }
         };
         let url = match reqwest::Url::parse(&delivery.url) {
@@ -277,14 +281,14 @@ impl WebhookSender {
             }
             _ => {
                 record.error = Some("the URL targets a non-public address".into());
-                return self.failed(delivery, record, None).await;
+                return (record, AttemptResult::Failed { retry_after: None });
             }
         };
         let client = match self.client() {
             Ok(client) => client,
             Err(error) => {
                 record.error = Some(format!("no HTTP client: {error}"));
-                return self.failed(delivery, record, None).await;
+                return (record, AttemptResult::Failed { retry_after: None });
             }
         };
         let result = client
@@ -305,16 +309,14 @@ impl WebhookSender {
                 record.status_code = Some(i64::from(status.as_u16()));
                 record.response =
                     Some(String::from_utf8_lossy(&body[..body.len().min(SNIPPET)]).into_owned());
-                if status.is_success() {
-                    (record, AttemptOutcome::Delivered)
+                let result = if status.is_success() {
+                    AttemptResult::Delivered
                 } else if status == reqwest::StatusCode::GONE {
-                    (
-                        record,
-                        AttemptOutcome::DisableEndpoint("the receiver answered 410 Gone".into()),
-                    )
+                    AttemptResult::Gone
                 } else {
-                    self.failed(delivery, record, wait).await
-                }
+                    AttemptResult::Failed { retry_after: wait }
+                };
+                (record, result)
             }
             Err(error) => {
                 record.latency_ms = started.elapsed().as_millis() as i64;
@@ -327,38 +329,9 @@ impl WebhookSender {
                     source = cause.source();
                 }
                 record.error = Some(message);
-                self.failed(delivery, record, None).await
+                (record, AttemptResult::Failed { retry_after: None })
             }
         }
-    }
-
-    async fn failed(
-        &self,
-        delivery: &DueDelivery,
-        record: Attempt,
-        wait: Option<Duration>,
-    ) -> (Attempt, AttemptOutcome) {
-        let failing_since = webhooks::failing_since(&self.state.store.reader, delivery.webhook_id)
-            .await
-            .ok()
-            .flatten();
-        if failing_since.is_some_and(|since| record.at.0 - since > GIVE_UP_AFTER_MS) {
-            return (
-                record,
-                AttemptOutcome::DisableEndpoint("failing for more than three days".into()),
-            );
-        }
-        let jitter = rand::rng().random_range(-1.0..=1.0);
-        let outcome = match backoff(
-            delivery.attempts + 1,
-            wait,
-            self.state.config.webhook_retry_scale,
-            jitter,
-        ) {
-            Some(delay) => AttemptOutcome::RetryAt(record.at.0 + delay.as_millis() as i64),
-            None => AttemptOutcome::Failed,
-        };
-        (record, outcome)
     }
 }
 
@@ -367,38 +340,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_follows_the_schedule_within_jitter_and_ends() {
-        assert_eq!(backoff(1, None, 1.0, 0.0), Some(Duration::from_secs(5)));
-        assert_eq!(backoff(2, None, 1.0, 0.0), Some(Duration::from_secs(300)));
-        let high = backoff(3, None, 1.0, 1.0).unwrap();
-        let low = backoff(3, None, 1.0, -1.0).unwrap();
-        assert_eq!(high, Duration::from_secs(1980));
-        assert_eq!(low, Duration::from_secs(1620));
-        let total: u64 = SCHEDULE_SECONDS.iter().sum();
-        assert!(
-            (2.5 * 86400.0..3.5 * 86400.0).contains(&(total as f64)),
-            "about three days: {total}"
-        );
-        assert_eq!(backoff(11, None, 1.0, 0.0), None);
-        assert_eq!(backoff(0, None, 1.0, 0.0), None);
-    }
-
-    #[test]
-    fn retry_after_stretches_the_delay_but_is_capped() {
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(60)), 1.0, 0.0),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(1)), 1.0, 0.0),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(10 * 86400)), 1.0, 0.0),
-            Some(MAX_RETRY_AFTER)
-        );
+    fn retry_after_is_read_as_seconds() {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("retry-after", "120".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(120)));
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
     }
 }

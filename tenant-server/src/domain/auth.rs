@@ -183,6 +183,134 @@ pub fn check_may_mint(
     }
 }
 
+/// Only an unconfined admin creates boards: a board-confined token could
+/// not even see the board it made.
+pub fn check_may_create_board(caller: &Principal) -> Result<(), super::DomainError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(super::DomainError::Forbidden(
+            "creating boards needs an unconfined admin token".into(),
+        ))
+    }
+}
+
+/// Who may list and revoke a token: the instance admin, or a board admin
+/// of the board the token is confined to (an unconfined token is the
+/// instance admin's alone).
+pub fn may_manage_token(caller: &Principal, token_board: Option<i64>) -> bool {
+    caller.is_admin()
+        || token_board.is_some_and(|b| caller.is_board_admin(b) && caller.board_id.is_some())
+}
+
+/// A validated request to mint a token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub worker_name: String,
+    pub worker_kind: WorkerKind,
+    pub scopes: Vec<Scope>,
+    pub board_id: Option<i64>,
+    pub expires_at_ms: Option<i64>,
+}
+
+impl NewToken {
+    pub fn parse(
+        name: &str,
+        worker_name: &str,
+        worker_kind: WorkerKind,
+        scopes: Vec<Scope>,
+        board_id: Option<i64>,
+        expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Self, super::FieldErrors> {
+        use super::limits::NAME_MAX;
+        use super::validate;
+        let mut errors = super::FieldErrors::new();
+        let name = validate::line(&mut errors, "name", name, NAME_MAX);
+        let worker_name = validate::line(&mut errors, "worker.name", worker_name, NAME_MAX);
+        if scopes.is_empty() {
+            errors.add("scopes", "name at least one scope");
+        }
+        if expires_at_ms.is_some_and(|at| at <= now_ms) {
+            errors.add("expires_at", "must be in the future");
+        }
+        errors.into_result()?;
+        Ok(Self {
+            name,
+            worker_name,
+            worker_kind,
+            scopes,
+            board_id,
+            expires_at_ms,
+        })
+    }
+}
+
+/// The worker a token names, as stored (`kind: None`: not a kind this
+/// server knows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownWorker {
+    pub id: i64,
+    pub kind: Option<WorkerKind>,
+    pub home_board: Option<i64>,
+}
+
+/// What a mint comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MintPlan {
+    /// The worker the token acts as; `None`: create it.
+    pub worker: Option<i64>,
+    /// The board to record as the worker's home (a board admin created it).
+    pub home_board: Option<i64>,
+}
+
+/// Decides a mint: who may mint it (`check_may_mint`; no minter is local
+/// access to the data directory), that its board exists, and that a
+/// worker name is one identity (an existing name of another kind is
+/// refused).
+pub fn plan_mint(
+    minter: Option<&Principal>,
+    token: &NewToken,
+    board_exists: bool,
+    known: Option<KnownWorker>,
+) -> Result<MintPlan, super::DomainError> {
+    let home_board = match minter {
+        None => None,
+        Some(minter) => {
+            let target = match known {
+                None => MintTarget::NewWorker,
+                Some(w) => MintTarget::Existing {
+                    worker_id: w.id,
+                    home_board: w.home_board,
+                },
+            };
+            check_may_mint(minter, token.board_id, &token.scopes, target)?
+        }
+    };
+    if token.board_id.is_some() && !board_exists {
+        return Err(super::DomainError::validation("board_id", "no such board"));
+    }
+    match known {
+        Some(w) if w.kind == Some(token.worker_kind) => Ok(MintPlan {
+            worker: Some(w.id),
+            home_board,
+        }),
+        Some(w) => Err(super::DomainError::validation(
+            "worker.kind",
+            format!(
+                "worker {:?} exists and is a {}",
+                token.worker_name,
+                w.kind.map_or("worker of another kind", WorkerKind::as_str)
+            ),
+        )),
+        None => Ok(MintPlan {
+            worker: None,
+            home_board,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +372,76 @@ mod tests {
         );
         let queue = principal(vec![Scope::QueueWrite], Some(2));
         assert!(check_may_mint(&queue, Some(2), &q, new).is_err());
+    }
+
+    fn token(board_id: Option<i64>, kind: WorkerKind) -> NewToken {
+        NewToken::parse("t", "bot", kind, vec![Scope::QueueWrite], board_id, None, 0).unwrap()
+    }
+
+    #[test]
+    fn a_mint_checks_the_minter_then_the_board_then_the_worker_kind() {
+        let mut board_admin = principal(vec![Scope::BoardAdmin], Some(2));
+        board_admin.worker_id = 7;
+        let agent = token(Some(2), WorkerKind::Agent);
+        // A new worker minted by a board admin gets that board as home.
+        assert_eq!(
+            plan_mint(Some(&board_admin), &agent, true, None),
+            Ok(MintPlan {
+                worker: None,
+                home_board: Some(2)
+            })
+        );
+        // Forbidden before "no such board": a refusal leaks nothing.
+        let other = token(Some(3), WorkerKind::Agent);
+        assert!(matches!(
+            plan_mint(Some(&board_admin), &other, false, None),
+            Err(crate::domain::DomainError::Forbidden(_))
+        ));
+        assert!(matches!(
+            plan_mint(None, &other, false, None),
+            Err(crate::domain::DomainError::Validation(_))
+        ));
+        let known = KnownWorker {
+            id: 8,
+            kind: Some(WorkerKind::Human),
+            home_board: Some(2),
+        };
+        assert!(
+            plan_mint(Some(&board_admin), &agent, true, Some(known)).is_err(),
+            "a name is one identity: another kind is refused"
+        );
+        let human = token(Some(2), WorkerKind::Human);
+        assert_eq!(
+            plan_mint(Some(&board_admin), &human, true, Some(known)),
+            Ok(MintPlan {
+                worker: Some(8),
+                home_board: None
+            })
+        );
+        // Local access (the CLI) mints for anyone, unconfined included.
+        let unconfined = token(None, WorkerKind::Human);
+        assert_eq!(
+            plan_mint(None, &unconfined, false, Some(known)),
+            Ok(MintPlan {
+                worker: Some(8),
+                home_board: None
+            })
+        );
+    }
+
+    #[test]
+    fn tokens_are_managed_by_the_admin_or_their_own_board_admins() {
+        let admin = principal(vec![Scope::Admin], None);
+        let board_admin = principal(vec![Scope::BoardAdmin], Some(2));
+        let unconfined_board_admin = principal(vec![Scope::BoardAdmin], None);
+        assert!(may_manage_token(&admin, None));
+        assert!(may_manage_token(&admin, Some(3)));
+        assert!(may_manage_token(&board_admin, Some(2)));
+        assert!(!may_manage_token(&board_admin, Some(3)));
+        assert!(!may_manage_token(&board_admin, None));
+        assert!(!may_manage_token(&unconfined_board_admin, Some(2)));
+        assert!(check_may_create_board(&admin).is_ok());
+        assert!(check_may_create_board(&board_admin).is_err());
     }
 
     #[test]

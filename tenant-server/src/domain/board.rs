@@ -213,6 +213,26 @@ impl BoardPatch {
     }
 }
 
+impl BoardPatch {
+    /// The board's name and rules once this patch is applied.
+    pub fn apply(&self, name: &str, rules: &BoardRules) -> (String, BoardRules) {
+        (
+            self.name.clone().unwrap_or_else(|| name.to_owned()),
+            BoardRules {
+                locked: self.locked.unwrap_or(rules.locked),
+                claim_limit: self.claim_limit.unwrap_or(rules.claim_limit),
+                agent_lease_seconds: self
+                    .agent_lease_seconds
+                    .unwrap_or(rules.agent_lease_seconds),
+                human_lease_seconds: self
+                    .human_lease_seconds
+                    .unwrap_or(rules.human_lease_seconds),
+                agents_need_ready: self.agents_need_ready.unwrap_or(rules.agents_need_ready),
+            },
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLane {
     pub name: String,
@@ -282,6 +302,88 @@ pub fn check_lane_fits(
         ));
     }
     Ok(())
+}
+
+/// A board's key is taken by another board: refused.
+pub fn check_key_free(taken: bool) -> Result<(), super::DomainError> {
+    if taken {
+        return Err(super::DomainError::validation(
+            "key",
+            "already used by another board",
+        ));
+    }
+    Ok(())
+}
+
+/// The board's lane ids in their new order once `lane` sits at the 0-based
+/// `position` among the others (past the end, or none: last). Positions
+/// are then rewritten as 0..n in this order, so they stay dense.
+pub fn place_lane(order: &[i64], lane: i64, position: Option<i64>) -> Vec<i64> {
+    let mut placed: Vec<i64> = order.iter().copied().filter(|id| *id != lane).collect();
+    let at = position.map_or(placed.len(), |p| {
+        usize::try_from(p).unwrap_or(0).min(placed.len())
+    });
+    placed.insert(at, lane);
+    placed
+}
+
+/// A lane may be removed only when empty: its items would otherwise lose
+/// their place (and their status) on the board.
+pub fn check_lane_removable(items: i64) -> Result<(), super::DomainError> {
+    if items > 0 {
+        return Err(super::DomainError::validation(
+            "lane",
+            format!("holds {items} item(s); move them out first"),
+        ));
+    }
+    Ok(())
+}
+
+/// A lane's own settings, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneSettings {
+    pub name: String,
+    pub role: LaneRole,
+    pub wip_limit: Option<i64>,
+    pub who: Who,
+}
+
+/// What a lane edit comes to: the settings to write, whether its items'
+/// status must follow a new role, and the board's new lane order (if the
+/// lane moves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneChange {
+    pub settings: LaneSettings,
+    pub restatus_items: bool,
+    pub order: Option<Vec<i64>>,
+}
+
+/// Decides a lane edit. `board_lanes` are the board's lanes (id, name) in
+/// position order, this one included.
+pub fn plan_lane_change(
+    lane_id: i64,
+    current: &LaneSettings,
+    board_lanes: &[(i64, &str)],
+    patch: &LanePatch,
+) -> Result<LaneChange, super::DomainError> {
+    if let Some(name) = &patch.name {
+        check_lane_fits(board_lanes, name, Some(lane_id))?;
+    }
+    let settings = LaneSettings {
+        name: patch.name.clone().unwrap_or_else(|| current.name.clone()),
+        role: patch.role.unwrap_or(current.role),
+        wip_limit: patch.wip_limit.unwrap_or(current.wip_limit),
+        who: patch.who.unwrap_or(current.who),
+    };
+    let order = patch.position.map(|position| {
+        let ids: Vec<i64> = board_lanes.iter().map(|(id, _)| *id).collect();
+        place_lane(&ids, lane_id, Some(position))
+    });
+    Ok(LaneChange {
+        restatus_items: settings.role != current.role,
+        settings,
+        order,
+    })
 }
 
 /// A lane change; `wip_limit: Some(None)` removes the limit.
@@ -359,6 +461,86 @@ mod tests {
             .collect();
         assert!(check_lane_fits(&full, "one more", None).is_err());
         assert!(check_lane_fits(&full, "L3", Some(3)).is_ok());
+    }
+
+    #[test]
+    fn a_placed_lane_lands_at_its_position_clamped_to_the_end() {
+        assert_eq!(place_lane(&[1, 2, 3], 9, None), [1, 2, 3, 9]);
+        assert_eq!(place_lane(&[1, 2, 3], 9, Some(0)), [9, 1, 2, 3]);
+        assert_eq!(place_lane(&[1, 2, 3], 9, Some(99)), [1, 2, 3, 9]);
+        // Moving an existing lane: it is taken out first.
+        assert_eq!(place_lane(&[1, 2, 3], 1, Some(2)), [2, 3, 1]);
+        assert_eq!(place_lane(&[1, 2, 3], 3, Some(0)), [3, 1, 2]);
+        assert_eq!(place_lane(&[1, 2, 3], 2, Some(-4)), [2, 1, 3]);
+    }
+
+    #[test]
+    fn only_an_empty_lane_is_removable() {
+        assert!(check_lane_removable(0).is_ok());
+        assert!(check_lane_removable(1).is_err());
+    }
+
+    #[test]
+    fn a_lane_edit_keeps_what_it_does_not_name_and_restatuses_on_a_new_role() {
+        let current = LaneSettings {
+            name: "Doing".into(),
+            role: LaneRole::InProgress,
+            wip_limit: Some(3),
+            who: Who::Any,
+        };
+        let lanes = [(1, "Ready"), (2, "Doing"), (3, "Done")];
+        let rename = LanePatch {
+            name: Some("Working".into()),
+            ..LanePatch::default()
+        };
+        let change = plan_lane_change(2, &current, &lanes, &rename).unwrap();
+        assert_eq!(change.settings.name, "Working");
+        assert_eq!(change.settings.wip_limit, Some(3));
+        assert!(!change.restatus_items);
+        assert_eq!(change.order, None);
+        let taken = LanePatch {
+            name: Some("done".into()),
+            ..LanePatch::default()
+        };
+        assert!(plan_lane_change(2, &current, &lanes, &taken).is_err());
+        let to_review = LanePatch {
+            role: Some(LaneRole::Review),
+            wip_limit: Some(None),
+            position: Some(0),
+            ..LanePatch::default()
+        };
+        let change = plan_lane_change(2, &current, &lanes, &to_review).unwrap();
+        assert!(change.restatus_items);
+        assert_eq!(change.settings.wip_limit, None);
+        assert_eq!(change.order, Some(vec![2, 1, 3]));
+    }
+
+    #[test]
+    fn a_board_patch_changes_only_what_it_names() {
+        let rules = BoardRules {
+            locked: false,
+            claim_limit: 3,
+            agent_lease_seconds: 60,
+            human_lease_seconds: 600,
+            agents_need_ready: true,
+        };
+        let patch = BoardPatch {
+            locked: Some(true),
+            claim_limit: Some(5),
+            ..BoardPatch::default()
+        };
+        let (name, after) = patch.apply("Core", &rules);
+        assert_eq!(name, "Core");
+        assert_eq!(
+            after,
+            BoardRules {
+                locked: true,
+                claim_limit: 5,
+                ..rules.clone()
+            }
+        );
+        assert!(check_key_free(true).is_err());
+        assert!(check_key_free(false).is_ok());
     }
 
     #[test]

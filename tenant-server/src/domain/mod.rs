@@ -14,6 +14,7 @@ pub mod item;
 pub mod limits;
 pub mod queue;
 pub mod validate;
+pub mod webhook;
 
 pub use auth::{MintTarget, Principal, Scope, WorkerKind};
 pub use error::DomainError;

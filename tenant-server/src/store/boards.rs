@@ -1,9 +1,16 @@
-//! Boards and lanes: creation with default lanes, settings, lane edits.
+//! Boards and lanes: creation with default lanes, settings, lane edits
+//! (on the writer, executing what `domain::board` decides), and the reads.
 
 use super::error::{CommandResult, not_found};
 use super::model::{Board, BoardRow, Lane, LaneRow};
-use crate::domain::board::{BoardPatch, DEFAULT_LANES, LanePatch, NewBoard, NewLane};
-use crate::domain::{DomainError, Principal};
+use super::tx::{load_board as load_board_tx, load_lane as load_lane_tx};
+use super::writer::Tx;
+use crate::domain::Principal;
+use crate::domain::auth::check_may_create_board;
+use crate::domain::board::{
+    self, BoardPatch, DEFAULT_LANES, LanePatch, LaneSettings, NewBoard, NewLane,
+};
+use rusqlite::{OptionalExtension, params};
 use sqlx::{SqliteConnection, SqlitePool};
 
 pub(crate) const SELECT_BOARD: &str = "SELECT id, name, key, locked, claim_limit, agent_lease_seconds, human_lease_seconds, \
@@ -58,76 +65,6 @@ pub async fn list(pool: &SqlitePool, caller: &Principal) -> Result<Vec<Board>, s
     Ok(rows.into_iter().map(Board::from).collect())
 }
 
-pub async fn create(pool: &SqlitePool, board: &NewBoard, now_ms: i64) -> CommandResult<Board> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE key = ?")
-        .bind(&board.key)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if taken.is_some() {
-        return Err(DomainError::validation("key", "already used by another board").into());
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO boards (name, key, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&board.name)
-    .bind(&board.key)
-    .bind(now_ms)
-    .bind(now_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-    for (position, (name, role, wip)) in DEFAULT_LANES.iter().enumerate() {
-        sqlx::query("INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, 'any')")
-            .bind(id)
-            .bind(*name)
-            .bind(role.as_str())
-            .bind(position as i64)
-            .bind(*wip)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let created = load_board(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("board"))?;
-    tx.commit().await?;
-    Ok(created)
-}
-
-pub async fn update(
-    pool: &SqlitePool,
-    caller: &Principal,
-    id: i64,
-    patch: &BoardPatch,
-    now_ms: i64,
-) -> CommandResult<Board> {
-    if !caller.is_board_admin(id) {
-        return Err(not_found("board"));
-    }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let current = load_board(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("board"))?;
-    sqlx::query(
-        "UPDATE boards SET name = ?, locked = ?, claim_limit = ?, agent_lease_seconds = ?, human_lease_seconds = ?, \
-         agents_need_ready = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(patch.name.as_ref().unwrap_or(&current.name))
-    .bind(patch.locked.unwrap_or(current.locked))
-    .bind(patch.claim_limit.unwrap_or(current.claim_limit))
-    .bind(patch.agent_lease_seconds.unwrap_or(current.agent_lease_seconds))
-    .bind(patch.human_lease_seconds.unwrap_or(current.human_lease_seconds))
-    .bind(patch.agents_need_ready.unwrap_or(current.agents_need_ready))
-    .bind(now_ms)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    let updated = load_board(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("board"))?;
-    tx.commit().await?;
-    Ok(updated)
-}
-
 pub(crate) async fn lanes_of(
     conn: &mut SqliteConnection,
     board_id: i64,
@@ -139,17 +76,6 @@ pub(crate) async fn lanes_of(
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(Lane::try_from).collect()
-}
-
-pub(crate) async fn load_lane(
-    conn: &mut SqliteConnection,
-    id: i64,
-) -> Result<Option<Lane>, sqlx::Error> {
-    let row: Option<LaneRow> = sqlx::query_as(&format!("{SELECT_LANE} WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
-    row.map(Lane::try_from).transpose()
 }
 
 pub async fn list_lanes(
@@ -164,140 +90,178 @@ pub async fn list_lanes(
     Ok(lanes_of(&mut conn, board_id).await?)
 }
 
+/// The board's lanes in position order (on the writer).
+fn board_lanes(tx: &Tx<'_>, board_id: i64) -> CommandResult<Vec<Lane>> {
+    let rows: Vec<LaneRow> = tx
+        .prepare_cached(&format!(
+            "{SELECT_LANE} WHERE board_id = ? ORDER BY position, id"
+        ))?
+        .query_map([board_id], LaneRow::from_sqlite)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows
+        .into_iter()
+        .map(Lane::try_from)
+        .collect::<Result<_, _>>()?)
+}
+
+/// (id, name) of each lane, as the lane rules take them.
+fn named(lanes: &[Lane]) -> Vec<(i64, &str)> {
+    lanes.iter().map(|l| (l.id, l.name.as_str())).collect()
+}
+
 /// Rewrites positions as 0..n in the given order.
-async fn renumber(conn: &mut SqliteConnection, lanes: &[i64]) -> Result<(), sqlx::Error> {
-    for (position, id) in lanes.iter().enumerate() {
-        sqlx::query("UPDATE lanes SET position = ? WHERE id = ?")
-            .bind(position as i64)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+fn renumber(tx: &Tx<'_>, order: &[i64]) -> rusqlite::Result<()> {
+    let mut set = tx.prepare_cached("UPDATE lanes SET position = ? WHERE id = ?")?;
+    for (position, id) in order.iter().enumerate() {
+        set.execute(params![position as i64, id])?;
     }
     Ok(())
 }
 
-pub async fn create_lane(
-    pool: &SqlitePool,
+/// A new board with the default lanes: by an unconfined admin, or with
+/// local access to the data directory (`caller: None`: the CLI, seeding).
+pub(crate) fn create(
+    tx: &Tx<'_>,
+    caller: Option<&Principal>,
+    new: &NewBoard,
+    now_ms: i64,
+) -> CommandResult<Board> {
+    if let Some(caller) = caller {
+        check_may_create_board(caller)?;
+    }
+    let taken = tx
+        .prepare_cached("SELECT id FROM boards WHERE key = ?")?
+        .query_row([&new.key], |r| r.get::<_, i64>(0))
+        .optional()?;
+    board::check_key_free(taken.is_some())?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO boards (name, key, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(params![new.name, new.key, now_ms, now_ms], |r| r.get(0))?;
+    let mut lane = tx.prepare_cached(
+        "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, 'any')",
+    )?;
+    for (position, (name, role, wip)) in DEFAULT_LANES.iter().enumerate() {
+        lane.execute(params![id, name, role.as_str(), position as i64, wip])?;
+    }
+    load_board_tx(tx, id)?.ok_or_else(|| not_found("board"))
+}
+
+/// Applies a settings patch (board admins of the board).
+pub(crate) fn update(
+    tx: &Tx<'_>,
+    caller: &Principal,
+    id: i64,
+    patch: &BoardPatch,
+    now_ms: i64,
+) -> CommandResult<Board> {
+    if !caller.is_board_admin(id) {
+        return Err(not_found("board"));
+    }
+    let current = load_board_tx(tx, id)?.ok_or_else(|| not_found("board"))?;
+    let (name, rules) = patch.apply(&current.name, &current.rules());
+    tx.prepare_cached(
+        "UPDATE boards SET name = ?, locked = ?, claim_limit = ?, agent_lease_seconds = ?, human_lease_seconds = ?, \
+         agents_need_ready = ?, updated_at = ? WHERE id = ?",
+    )?
+    .execute(params![
+        name,
+        rules.locked,
+        rules.claim_limit,
+        rules.agent_lease_seconds,
+        rules.human_lease_seconds,
+        rules.agents_need_ready,
+        now_ms,
+        id
+    ])?;
+    load_board_tx(tx, id)?.ok_or_else(|| not_found("board"))
+}
+
+pub(crate) fn create_lane(
+    tx: &Tx<'_>,
     caller: &Principal,
     board_id: i64,
-    lane: &NewLane,
+    new: &NewLane,
 ) -> CommandResult<Lane> {
     if !caller.is_board_admin(board_id) {
         return Err(not_found("board"));
     }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    load_board(&mut tx, board_id)
-        .await?
-        .ok_or_else(|| not_found("board"))?;
-    let lanes = lanes_of(&mut tx, board_id).await?;
-    let named: Vec<(i64, &str)> = lanes.iter().map(|l| (l.id, l.name.as_str())).collect();
-    crate::domain::board::check_lane_fits(&named, &lane.name, None)?;
-    let mut order: Vec<i64> = lanes.iter().map(|l| l.id).collect();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(board_id)
-    .bind(&lane.name)
-    .bind(lane.role.as_str())
-    .bind(order.len() as i64)
-    .bind(lane.wip_limit)
-    .bind(lane.who.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    let at = lane
-        .position
-        .map_or(order.len(), |p| (p as usize).min(order.len()));
-    order.insert(at, id);
-    renumber(&mut tx, &order).await?;
-    let created = load_lane(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("lane"))?;
-    tx.commit().await?;
-    Ok(created)
+    load_board_tx(tx, board_id)?.ok_or_else(|| not_found("board"))?;
+    let lanes = board_lanes(tx, board_id)?;
+    board::check_lane_fits(&named(&lanes), &new.name, None)?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![
+                board_id,
+                new.name,
+                new.role.as_str(),
+                lanes.len() as i64,
+                new.wip_limit,
+                new.who.as_str()
+            ],
+            |r| r.get(0),
+        )?;
+    let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
+    renumber(tx, &board::place_lane(&ids, id, new.position))?;
+    load_lane_tx(tx, id)?.ok_or_else(|| not_found("lane"))
 }
 
-pub async fn update_lane(
-    pool: &SqlitePool,
+pub(crate) fn update_lane(
+    tx: &Tx<'_>,
     caller: &Principal,
     id: i64,
     patch: &LanePatch,
 ) -> CommandResult<Lane> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let lane = load_lane(&mut tx, id)
-        .await?
+    let lane = load_lane_tx(tx, id)?
+        .filter(|l| caller.is_board_admin(l.board_id))
         .ok_or_else(|| not_found("lane"))?;
-    if !caller.is_board_admin(lane.board_id) {
-        return Err(not_found("lane"));
+    let lanes = board_lanes(tx, lane.board_id)?;
+    let current = LaneSettings {
+        name: lane.name.clone(),
+        role: lane.role,
+        wip_limit: lane.wip_limit,
+        who: lane.who,
+    };
+    let change = board::plan_lane_change(id, &current, &named(&lanes), patch)?;
+    let new = &change.settings;
+    tx.prepare_cached("UPDATE lanes SET name = ?, role = ?, wip_limit = ?, who = ? WHERE id = ?")?
+        .execute(params![
+            new.name,
+            new.role.as_str(),
+            new.wip_limit,
+            new.who.as_str(),
+            id
+        ])?;
+    if change.restatus_items {
+        // Items carry their lane's role.
+        tx.prepare_cached("UPDATE items SET status = ?, open = ? WHERE lane_id = ?")?
+            .execute(params![new.role.as_str(), new.role.is_open(), id])?;
     }
-    if let Some(name) = &patch.name {
-        let lanes = lanes_of(&mut tx, lane.board_id).await?;
-        let named: Vec<(i64, &str)> = lanes.iter().map(|l| (l.id, l.name.as_str())).collect();
-        crate::domain::board::check_lane_fits(&named, name, Some(id))?;
+    if let Some(order) = &change.order {
+        renumber(tx, order)?;
     }
-    let role = patch.role.unwrap_or(lane.role);
-    sqlx::query("UPDATE lanes SET name = ?, role = ?, wip_limit = ?, who = ? WHERE id = ?")
-        .bind(patch.name.as_ref().unwrap_or(&lane.name))
-        .bind(role.as_str())
-        .bind(patch.wip_limit.unwrap_or(lane.wip_limit))
-        .bind(patch.who.unwrap_or(lane.who).as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if role != lane.role {
-        // Items carry their lane's role; keep them in step.
-        sqlx::query("UPDATE items SET status = ?, open = ? WHERE lane_id = ?")
-            .bind(role.as_str())
-            .bind(role.is_open())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some(position) = patch.position {
-        let mut order: Vec<i64> = lanes_of(&mut tx, lane.board_id)
-            .await?
-            .iter()
-            .map(|l| l.id)
-            .filter(|l| *l != id)
-            .collect();
-        order.insert((position as usize).min(order.len()), id);
-        renumber(&mut tx, &order).await?;
-    }
-    let updated = load_lane(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("lane"))?;
-    tx.commit().await?;
-    Ok(updated)
+    load_lane_tx(tx, id)?.ok_or_else(|| not_found("lane"))
 }
 
-pub async fn delete_lane(pool: &SqlitePool, caller: &Principal, id: i64) -> CommandResult<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let lane = load_lane(&mut tx, id)
-        .await?
+pub(crate) fn delete_lane(tx: &Tx<'_>, caller: &Principal, id: i64) -> CommandResult<()> {
+    let lane = load_lane_tx(tx, id)?
+        .filter(|l| caller.is_board_admin(l.board_id))
         .ok_or_else(|| not_found("lane"))?;
-    if !caller.is_board_admin(lane.board_id) {
-        return Err(not_found("lane"));
-    }
-    let items: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items WHERE lane_id = ?")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if items > 0 {
-        return Err(DomainError::validation(
-            "lane",
-            format!("holds {items} item(s); move them out first"),
-        )
-        .into());
-    }
-    sqlx::query("DELETE FROM lanes WHERE id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    let order: Vec<i64> = lanes_of(&mut tx, lane.board_id)
-        .await?
+    // `items_by_lane` makes this a count of the lane's own rows.
+    let items: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM items WHERE lane_id = ?")?
+        .query_row([id], |r| r.get(0))?;
+    board::check_lane_removable(items)?;
+    tx.prepare_cached("DELETE FROM lanes WHERE id = ?")?
+        .execute([id])?;
+    let order: Vec<i64> = board_lanes(tx, lane.board_id)?
         .iter()
         .map(|l| l.id)
         .collect();
-    renumber(&mut tx, &order).await?;
-    tx.commit().await?;
+    renumber(tx, &order)?;
     Ok(())
 }

@@ -155,11 +155,6 @@ impl Store {
         self.commands.run(command).await
     }
 
-    /// Wakes change listeners for a write made outside the writer thread.
-    pub fn notify_change(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

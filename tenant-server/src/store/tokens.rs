@@ -1,5 +1,6 @@
-//! Workers and API tokens: minting, authentication, listing, revocation,
-//! and the bootstrap admin.
+//! Workers and API tokens: minting, revocation and the bootstrap admin
+//! (on the writer, executing `domain::auth`'s decisions), authentication
+//! and listing (reads).
 //!
 //! Only the SHA-256 of a token is stored. Tokens carry 256 bits of
 //! randomness, so a fast hash is as good as a slow one here and keeps
@@ -8,14 +9,17 @@
 use super::auth_cache::CachedToken;
 use super::error::{CommandResult, not_found};
 use super::model::{TokenInfo, TokenRow};
-use crate::domain::error::WorkerRef;
-use crate::domain::validate::{self, FieldErrors};
-use crate::domain::{DomainError, MintTarget, Principal, Scope, WorkerKind};
+use super::writer::Tx;
+use crate::domain::auth::{KnownWorker, may_manage_token, plan_mint};
+use crate::domain::{Principal, Scope, WorkerKind};
 use base64::Engine;
 use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use subtle::ConstantTimeEq;
+
+pub use crate::domain::auth::NewToken;
 
 pub const TOKEN_PREFIX: &str = "th_";
 
@@ -48,184 +52,106 @@ fn display_prefix(secret: &str) -> String {
     secret.chars().take(TOKEN_PREFIX.len() + 6).collect()
 }
 
-/// A validated request to mint a token.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    pub name: String,
-    pub worker_name: String,
-    pub worker_kind: WorkerKind,
-    pub scopes: Vec<Scope>,
-    pub board_id: Option<i64>,
-    pub expires_at_ms: Option<i64>,
-}
-
-impl NewToken {
-    pub fn parse(
-        name: &str,
-        worker_name: &str,
-        worker_kind: WorkerKind,
-        scopes: Vec<Scope>,
-        board_id: Option<i64>,
-        expires_at_ms: Option<i64>,
-        now_ms: i64,
-    ) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let name = validate::line(&mut errors, "name", name, crate::domain::limits::NAME_MAX);
-        let worker_name = validate::line(
-            &mut errors,
-            "worker.name",
-            worker_name,
-            crate::domain::limits::NAME_MAX,
-        );
-        if scopes.is_empty() {
-            errors.add("scopes", "name at least one scope");
-        }
-        if expires_at_ms.is_some_and(|at| at <= now_ms) {
-            errors.add("expires_at", "must be in the future");
-        }
-        errors.into_result()?;
-        Ok(Self {
-            name,
-            worker_name,
-            worker_kind,
-            scopes,
-            board_id,
-            expires_at_ms,
-        })
-    }
-}
-
-/// Finds the worker by name or creates it; a name is one identity, so a
-/// different kind for an existing name is refused.
-async fn worker_for(
-    conn: &mut SqliteConnection,
-    name: &str,
-    kind: WorkerKind,
-    now_ms: i64,
-) -> CommandResult<WorkerRef> {
-    let existing: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, kind FROM workers WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-    match existing {
-        Some((id, existing_kind)) if existing_kind == kind.as_str() => Ok(WorkerRef {
-            id,
-            name: name.to_owned(),
-            kind,
-        }),
-        Some((_, existing_kind)) => Err(DomainError::validation(
-            "worker.kind",
-            format!("worker {name:?} exists and is a {existing_kind}"),
-        )
-        .into()),
-        None => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO workers (name, kind, created_at) VALUES (?, ?, ?) RETURNING id",
-            )
-            .bind(name)
-            .bind(kind.as_str())
-            .bind(now_ms)
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(WorkerRef {
-                id,
-                name: name.to_owned(),
-                kind,
-            })
-        }
-    }
-}
-
-/// Mints a token with local access to the data dir (the CLI, the
-/// bootstrap): no minter to check. Returns its listing and the secret.
-pub async fn create(
-    pool: &SqlitePool,
-    token: &NewToken,
-    secret: Option<String>,
-    now_ms: i64,
-) -> CommandResult<(TokenInfo, String)> {
-    mint(pool, None, token, secret, now_ms).await
-}
-
-/// Mints a token for an API caller, deciding with the worker's owner read
-/// in the same transaction as the insert (`domain::auth::check_may_mint`).
-pub async fn create_by(
-    pool: &SqlitePool,
-    minter: &Principal,
-    token: &NewToken,
-    now_ms: i64,
-) -> CommandResult<(TokenInfo, String)> {
-    mint(pool, Some(minter), token, None, now_ms).await
-}
-
-async fn mint(
-    pool: &SqlitePool,
+/// Mints a token (on the writer), executing `domain::auth::plan_mint`:
+/// the minter's right, the board and the worker are read in the same
+/// transaction as the insert. `minter: None` is local access to the data
+/// directory (the CLI, the bootstrap). Returns the token's listing.
+pub(crate) fn mint(
+    tx: &Tx<'_>,
     minter: Option<&Principal>,
     token: &NewToken,
-    secret: Option<String>,
+    secret: &str,
     now_ms: i64,
-) -> CommandResult<(TokenInfo, String)> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let home_board = match minter {
-        None => None,
-        Some(minter) => {
-            let existing: Option<(i64, Option<i64>)> =
-                sqlx::query_as("SELECT id, home_board_id FROM workers WHERE name = ?")
-                    .bind(&token.worker_name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let target = match existing {
-                None => MintTarget::NewWorker,
-                Some((worker_id, home_board)) => MintTarget::Existing {
-                    worker_id,
-                    home_board,
-                },
-            };
-            crate::domain::auth::check_may_mint(minter, token.board_id, &token.scopes, target)?
-        }
+) -> CommandResult<TokenInfo> {
+    let known = tx
+        .prepare_cached("SELECT id, kind, home_board_id FROM workers WHERE name = ?")?
+        .query_row([&token.worker_name], |r| {
+            Ok(KnownWorker {
+                id: r.get(0)?,
+                kind: WorkerKind::parse(&r.get::<_, String>(1)?),
+                home_board: r.get(2)?,
+            })
+        })
+        .optional()?;
+    let board_exists = match token.board_id {
+        Some(board) => tx
+            .prepare_cached("SELECT 1 FROM boards WHERE id = ?")?
+            .query_row([board], |_| Ok(()))
+            .optional()?
+            .is_some(),
+        None => false,
     };
-    if let Some(board) = token.board_id {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM boards WHERE id = ?")
-            .bind(board)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(DomainError::validation("board_id", "no such board").into());
-        }
+    let plan = plan_mint(minter, token, board_exists, known)?;
+    let worker_id = match plan.worker {
+        Some(id) => id,
+        None => tx
+            .prepare_cached(
+                "INSERT INTO workers (name, kind, created_at) VALUES (?, ?, ?) RETURNING id",
+            )?
+            .query_row(
+                params![token.worker_name, token.worker_kind.as_str(), now_ms],
+                |r| r.get(0),
+            )?,
+    };
+    if let Some(board) = plan.home_board {
+        tx.prepare_cached(
+            "UPDATE workers SET home_board_id = ? WHERE id = ? AND home_board_id IS NULL",
+        )?
+        .execute(params![board, worker_id])?;
     }
-    let worker = worker_for(&mut tx, &token.worker_name, token.worker_kind, now_ms).await?;
-    if let Some(board) = home_board {
-        sqlx::query("UPDATE workers SET home_board_id = ? WHERE id = ? AND home_board_id IS NULL")
-            .bind(board)
-            .bind(worker.id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let secret = secret.unwrap_or_else(generate_secret);
     let scopes = serde_json::to_string(&token.scopes).unwrap_or_else(|_| "[]".into());
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO tokens (name, hash, prefix, worker_id, scopes, board_id, expires_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(&token.name)
-    .bind(&hash_secret(&secret)[..])
-    .bind(display_prefix(&secret))
-    .bind(worker.id)
-    .bind(scopes)
-    .bind(token.board_id)
-    .bind(token.expires_at_ms)
-    .bind(now_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let info = get(pool, id).await?.ok_or_else(|| not_found("token"))?;
-    Ok((info, secret))
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO tokens (name, hash, prefix, worker_id, scopes, board_id, expires_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![
+                token.name,
+                &hash_secret(secret)[..],
+                display_prefix(secret),
+                worker_id,
+                scopes,
+                token.board_id,
+                token.expires_at_ms,
+                now_ms
+            ],
+            |r| r.get(0),
+        )?;
+    load_info(tx, id)?.ok_or_else(|| not_found("token"))
 }
 
 const SELECT_TOKEN: &str = "SELECT t.id, t.name, t.prefix, t.worker_id, w.name AS worker_name, w.kind AS worker_kind, \
      t.scopes, t.board_id, t.expires_at, t.created_at, t.last_used_at, t.revoked_at \
      FROM tokens t JOIN workers w ON w.id = t.worker_id";
+
+impl TokenRow {
+    /// The same columns as `SELECT_TOKEN`, read on the writer.
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            prefix: r.get(2)?,
+            worker_id: r.get(3)?,
+            worker_name: r.get(4)?,
+            worker_kind: r.get(5)?,
+            scopes: r.get(6)?,
+            board_id: r.get(7)?,
+            expires_at: r.get(8)?,
+            created_at: r.get(9)?,
+            last_used_at: r.get(10)?,
+            revoked_at: r.get(11)?,
+        })
+    }
+}
+
+fn load_info(tx: &Tx<'_>, id: i64) -> CommandResult<Option<TokenInfo>> {
+    let row = tx
+        .prepare_cached(&format!("{SELECT_TOKEN} WHERE t.id = ?"))?
+        .query_row([id], TokenRow::from_sqlite)
+        .optional()?;
+    Ok(row.map(TokenInfo::try_from).transpose()?)
+}
 
 pub async fn get(pool: &SqlitePool, id: i64) -> Result<Option<TokenInfo>, sqlx::Error> {
     let row: Option<TokenRow> = sqlx::query_as(&format!("{SELECT_TOKEN} WHERE t.id = ?"))
@@ -252,33 +178,23 @@ pub async fn list(pool: &SqlitePool, caller: &Principal) -> Result<Vec<TokenInfo
     rows.into_iter().map(TokenInfo::try_from).collect()
 }
 
-fn may_manage(caller: &Principal, token: &TokenInfo) -> bool {
-    caller.is_admin()
-        || token
-            .board_id
-            .is_some_and(|b| caller.is_board_admin(b) && caller.board_id.is_some())
-}
-
-/// Revokes a token: the very next request with it is `401` (the auth
-/// cache forgets it once the revocation has committed).
-pub async fn revoke(
-    store: &super::Store,
+/// Revokes a token (on the writer). The auth cache forgets it once this
+/// has committed (`commands::tokens::revoke`), so the very next request
+/// with it is `401`.
+pub(crate) fn revoke(
+    tx: &Tx<'_>,
     caller: &Principal,
     id: i64,
     now_ms: i64,
 ) -> CommandResult<TokenInfo> {
-    let pool = &store.writer;
-    let token = get(pool, id)
-        .await?
-        .filter(|t| may_manage(caller, t))
+    load_info(tx, id)?
+        .filter(|t| may_manage_token(caller, t.board_id))
         .ok_or_else(|| not_found("token"))?;
-    sqlx::query("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
-        .bind(now_ms)
-        .bind(token.id)
-        .execute(pool)
-        .await?;
-    store.auth.forget_token(token.id);
-    get(pool, id).await?.ok_or_else(|| not_found("token"))
+    tx.prepare_cached("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")?
+        .execute(params![now_ms, id])?;
+    // Live event streams of the token re-check it when woken.
+    tx.mark_changed();
+    load_info(tx, id)?.ok_or_else(|| not_found("token"))
 }
 
 #[derive(sqlx::FromRow)]
@@ -410,37 +326,31 @@ pub enum BootstrapError {
     Malformed,
     #[error(transparent)]
     Command(#[from] super::CommandError),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
 }
 
-/// First start: if no working, unconfined admin token exists, create one
-/// (from `configured` if given, else freshly generated).
-pub async fn ensure_admin(
-    pool: &SqlitePool,
+/// First start (on the writer): if no working, unconfined admin token
+/// exists, install `configured` or else `generated`. The caller checked
+/// `configured` is well formed.
+pub(crate) fn ensure_admin(
+    tx: &Tx<'_>,
     configured: Option<&str>,
+    generated: &str,
     now_ms: i64,
-) -> Result<Bootstrap, BootstrapError> {
-    if let Some(value) = configured
-        && !is_well_formed(value)
-    {
-        return Err(BootstrapError::Malformed);
-    }
-    let admins: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tokens WHERE board_id IS NULL AND revoked_at IS NULL \
-         AND (expires_at IS NULL OR expires_at > ?) AND EXISTS (SELECT 1 FROM json_each(tokens.scopes) WHERE value = 'admin')",
-    )
-    .bind(now_ms)
-    .fetch_one(pool)
-    .await?;
+) -> CommandResult<Bootstrap> {
+    let admins: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM tokens WHERE board_id IS NULL AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?) AND EXISTS (SELECT 1 FROM json_each(tokens.scopes) WHERE value = 'admin')",
+        )?
+        .query_row([now_ms], |r| r.get(0))?;
     if admins > 0 {
         return Ok(Bootstrap::AdminExists);
     }
     if let Some(value) = configured {
-        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM tokens WHERE hash = ?")
-            .bind(&hash_secret(value)[..])
-            .fetch_optional(pool)
-            .await?;
+        let known = tx
+            .prepare_cached("SELECT id FROM tokens WHERE hash = ?")?
+            .query_row([&hash_secret(value)[..]], |r| r.get::<_, i64>(0))
+            .optional()?;
         if known.is_some() {
             // The configured value was revoked or expired on purpose; do not resurrect it.
             return Ok(Bootstrap::AdminExists);
@@ -454,29 +364,30 @@ pub async fn ensure_admin(
         board_id: None,
         expires_at_ms: None,
     };
-    let (_, secret) = create(pool, &token, configured.map(str::to_owned), now_ms).await?;
-    Ok(if configured.is_some() {
-        Bootstrap::Installed
-    } else {
-        Bootstrap::Generated(secret)
+    mint(tx, None, &token, configured.unwrap_or(generated), now_ms)?;
+    Ok(match configured {
+        Some(_) => Bootstrap::Installed,
+        None => Bootstrap::Generated(generated.to_owned()),
     })
 }
 
-/// `taskharbor admin recover`: a new admin token for the worker the first
-/// admin token acted as (the bootstrap worker), for whoever has local
-/// access to the data directory and lost every admin token.
-pub async fn recover_admin(
-    pool: &SqlitePool,
+/// `taskharbor admin recover` (on the writer): a new admin token for the
+/// worker the first admin token acted as (the bootstrap worker), for
+/// whoever has local access to the data directory and lost every admin token.
+pub(crate) fn recover_admin(
+    tx: &Tx<'_>,
     name: &str,
+    secret: &str,
     now_ms: i64,
-) -> CommandResult<(TokenInfo, String)> {
-    let first: Option<(String, String)> = sqlx::query_as(
-        "SELECT w.name, w.kind FROM tokens t JOIN workers w ON w.id = t.worker_id \
-         WHERE t.board_id IS NULL AND EXISTS (SELECT 1 FROM json_each(t.scopes) WHERE value = 'admin') \
-         ORDER BY t.id LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
+) -> CommandResult<TokenInfo> {
+    let first = tx
+        .prepare_cached(
+            "SELECT w.name, w.kind FROM tokens t JOIN workers w ON w.id = t.worker_id \
+             WHERE t.board_id IS NULL AND EXISTS (SELECT 1 FROM json_each(t.scopes) WHERE value = 'admin') \
+             ORDER BY t.id LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .optional()?;
     let (worker_name, worker_kind) = first
         .and_then(|(name, kind)| WorkerKind::parse(&kind).map(|kind| (name, kind)))
         .unwrap_or_else(|| ("admin".to_owned(), WorkerKind::Human));
@@ -489,7 +400,7 @@ pub async fn recover_admin(
         None,
         now_ms,
     )?;
-    create(pool, &token, None, now_ms).await
+    mint(tx, None, &token, secret, now_ms)
 }
 
 #[cfg(test)]

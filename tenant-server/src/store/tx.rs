@@ -205,6 +205,29 @@ pub(crate) fn append_event(tx: &Tx<'_>, event: &NewEvent) -> rusqlite::Result<i6
     Ok(id)
 }
 
+/// Appends a board notice to the history: an entry on the board's feed
+/// (`webhook.disabled`) that is not one of API.md's event types, so no
+/// webhook subscribes to it and it writes no outbox row. Marks the command
+/// as a change, as `append_event` does.
+pub(crate) fn append_notice(
+    tx: &Tx<'_>,
+    board_id: i64,
+    kind: &'static str,
+    at_ms: i64,
+    data: &serde_json::Value,
+) -> rusqlite::Result<i64> {
+    let id = tx
+        .prepare_cached(
+            "INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![board_id, None::<i64>, kind, None::<i64>, at_ms, data.to_string()],
+            |r| r.get(0),
+        )?;
+    tx.mark_changed();
+    Ok(id)
+}
+
 /// Outbox rows for every enabled webhook of the board subscribed to the event.
 fn enqueue_webhooks(tx: &Tx<'_>, event_id: i64, event: &NewEvent) -> rusqlite::Result<()> {
     let subscribed: Vec<i64> = tx

@@ -1,9 +1,14 @@
-//! Webhook subscriptions and the durable outbox of their deliveries.
+//! Webhook subscriptions and the durable outbox of their deliveries: the
+//! subscription edits and the sender's bookkeeping run on the writer and
+//! execute what `domain::webhook` decides; the listings are reads.
 
 use super::error::{CommandResult, not_found};
 use super::model::Timestamp;
+use super::writer::Tx;
 use crate::domain::Principal;
 use crate::domain::event::EventType;
+use crate::domain::webhook::{self, AttemptOutcome, AttemptResult, WebhookSettings};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -55,6 +60,24 @@ struct WebhookRow {
     updated_at: i64,
 }
 
+impl WebhookRow {
+    /// The same columns as `SELECT_WEBHOOK`, read on the writer.
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            board_id: r.get(1)?,
+            url: r.get(2)?,
+            events: r.get(3)?,
+            enabled: r.get(4)?,
+            disabled_reason: r.get(5)?,
+            failing_since: r.get(6)?,
+            previous_until: r.get(7)?,
+            created_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        })
+    }
+}
+
 impl From<WebhookRow> for Webhook {
     fn from(r: WebhookRow) -> Self {
         let names: Vec<String> = serde_json::from_str(&r.events).unwrap_or_default();
@@ -93,7 +116,7 @@ pub async fn get(pool: &SqlitePool, caller: &Principal, id: i64) -> CommandResul
     let mut conn = pool.acquire().await?;
     load(&mut conn, id)
         .await?
-        .filter(|w| caller.is_board_admin(w.board_id))
+        .filter(|w| webhook::may_manage(caller, w.board_id))
         .ok_or_else(|| not_found("webhook"))
 }
 
@@ -102,7 +125,7 @@ pub async fn list(
     caller: &Principal,
     board_id: i64,
 ) -> CommandResult<Vec<Webhook>> {
-    if !caller.is_board_admin(board_id) {
+    if !webhook::may_manage(caller, board_id) {
         return Err(not_found("board"));
     }
     let rows: Vec<WebhookRow> =
@@ -113,131 +136,8 @@ pub async fn list(
     Ok(rows.into_iter().map(Webhook::from).collect())
 }
 
-/// Creates a subscription; returns it and its secret (shown only now).
-pub async fn create(
-    pool: &SqlitePool,
-    caller: &Principal,
-    board_id: i64,
-    url: &str,
-    events: &[EventType],
-    now_ms: i64,
-) -> CommandResult<(Webhook, String)> {
-    if !caller.is_board_admin(board_id) {
-        return Err(not_found("board"));
-    }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    super::boards::load_board(&mut tx, board_id)
-        .await?
-        .ok_or_else(|| not_found("board"))?;
-    let secret = generate_secret();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO webhooks (board_id, url, events, secret, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(board_id)
-    .bind(url)
-    .bind(event_names(events))
-    .bind(&secret)
-    .bind(caller.worker_id)
-    .bind(now_ms)
-    .bind(now_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-    let hook = load(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("webhook"))?;
-    tx.commit().await?;
-    Ok((hook, secret))
-}
-
-/// Changes URL, events or enabled; re-enabling clears the failure record.
-pub async fn update(
-    pool: &SqlitePool,
-    caller: &Principal,
-    id: i64,
-    url: Option<&str>,
-    events: Option<&[EventType]>,
-    enabled: Option<bool>,
-    now_ms: i64,
-) -> CommandResult<Webhook> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let hook = load(&mut tx, id)
-        .await?
-        .filter(|w| caller.is_board_admin(w.board_id))
-        .ok_or_else(|| not_found("webhook"))?;
-    let enabling = enabled == Some(true) && !hook.enabled;
-    sqlx::query(
-        "UPDATE webhooks SET url = ?, events = ?, enabled = ?, disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
-         failing_since = CASE WHEN ? THEN NULL ELSE failing_since END, updated_at = ? WHERE id = ?",
-    )
-    .bind(url.unwrap_or(&hook.url))
-    .bind(event_names(events.unwrap_or(&hook.events)))
-    .bind(enabled.unwrap_or(hook.enabled))
-    .bind(enabling)
-    .bind(enabling)
-    .bind(now_ms)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    let updated = load(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("webhook"))?;
-    tx.commit().await?;
-    Ok(updated)
-}
-
-pub async fn delete(pool: &SqlitePool, caller: &Principal, id: i64) -> CommandResult<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    load(&mut tx, id)
-        .await?
-        .filter(|w| caller.is_board_admin(w.board_id))
-        .ok_or_else(|| not_found("webhook"))?;
-    sqlx::query("DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM webhooks WHERE id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// New secret; the old one keeps signing for `overlap_ms` so receivers
-/// can switch without dropping a delivery.
-pub async fn rotate_secret(
-    pool: &SqlitePool,
-    caller: &Principal,
-    id: i64,
-    overlap_ms: i64,
-    now_ms: i64,
-) -> CommandResult<(Webhook, String)> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    load(&mut tx, id)
-        .await?
-        .filter(|w| caller.is_board_admin(w.board_id))
-        .ok_or_else(|| not_found("webhook"))?;
-    let secret = generate_secret();
-    sqlx::query("UPDATE webhooks SET previous_secret = secret, previous_until = ?, secret = ?, updated_at = ? WHERE id = ?")
-        .bind(now_ms + overlap_ms)
-        .bind(&secret)
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    let hook = load(&mut tx, id)
-        .await?
-        .ok_or_else(|| not_found("webhook"))?;
-    tx.commit().await?;
-    Ok((hook, secret))
-}
-
 /// A delivery due for an attempt, with what is needed to sign and send it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DueDelivery {
     pub id: i64,
     pub webhook_id: i64,
@@ -251,22 +151,6 @@ pub struct DueDelivery {
     pub previous_until: Option<i64>,
 }
 
-pub async fn due(
-    pool: &SqlitePool,
-    now_ms: i64,
-    limit: i64,
-) -> Result<Vec<DueDelivery>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT d.id, d.webhook_id, d.message_id, d.payload, d.attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_until \
-         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled = 1 ORDER BY d.next_attempt_at, d.id LIMIT ?",
-    )
-    .bind(now_ms)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// When the next pending delivery is due (for the sender's sleep).
 pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
@@ -275,99 +159,6 @@ pub async fn next_due_at(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> 
     )
     .fetch_one(pool)
     .await
-}
-
-/// What happens to the delivery after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    Delivered,
-    RetryAt(i64),
-    /// Out of retries.
-    Failed,
-    /// The endpoint said 410 Gone (or failed for days): disable it.
-    DisableEndpoint(String),
-}
-
-/// Logs the attempt and applies its outcome, in one transaction.
-pub async fn record_attempt(
-    pool: &SqlitePool,
-    delivery: &DueDelivery,
-    attempt: &Attempt,
-    outcome: &AttemptOutcome,
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query("INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error, response) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(delivery.id)
-        .bind(attempt.at.0)
-        .bind(attempt.status_code)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.error)
-        .bind(&attempt.response)
-        .execute(&mut *tx)
-        .await?;
-    let (status, next, delivered_at) = match outcome {
-        AttemptOutcome::Delivered => ("delivered", None, Some(attempt.at.0)),
-        AttemptOutcome::RetryAt(at) => ("pending", Some(*at), None),
-        AttemptOutcome::Failed | AttemptOutcome::DisableEndpoint(_) => ("failed", None, None),
-    };
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, delivered_at = ?, last_status = ?, last_error = ? WHERE id = ?",
-    )
-    .bind(status)
-    .bind(next)
-    .bind(delivered_at)
-    .bind(attempt.status_code)
-    .bind(&attempt.error)
-    .bind(delivery.id)
-    .execute(&mut *tx)
-    .await?;
-    match outcome {
-        AttemptOutcome::Delivered => {
-            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = ?")
-                .bind(delivery.webhook_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        AttemptOutcome::DisableEndpoint(reason) => {
-            let board: Option<i64> = sqlx::query_scalar("UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? RETURNING board_id")
-                .bind(reason)
-                .bind(attempt.at.0)
-                .bind(delivery.webhook_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(board_id) = board {
-                // Recorded on the board's feed so people notice.
-                sqlx::query("INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, NULL, 'webhook.disabled', NULL, ?, ?)")
-                    .bind(board_id)
-                    .bind(attempt.at.0)
-                    .bind(json!({"webhook_id": delivery.webhook_id, "reason": reason}).to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        AttemptOutcome::RetryAt(_) | AttemptOutcome::Failed => {
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
-            )
-            .bind(attempt.at.0)
-            .bind(delivery.webhook_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// When the webhook's current run of failures began, if it is failing.
-pub async fn failing_since(pool: &SqlitePool, webhook_id: i64) -> Result<Option<i64>, sqlx::Error> {
-    Ok(
-        sqlx::query_scalar::<_, Option<i64>>("SELECT failing_since FROM webhooks WHERE id = ?")
-            .bind(webhook_id)
-            .fetch_optional(pool)
-            .await?
-            .flatten(),
-    )
 }
 
 /// What one attempt came to (logged, and listed in the delivery log).
@@ -467,27 +258,6 @@ pub async fn deliveries(
     Ok(out)
 }
 
-/// Puts a delivery back in the queue for an immediate attempt.
-pub async fn retry(
-    pool: &SqlitePool,
-    caller: &Principal,
-    webhook_id: i64,
-    delivery_id: i64,
-    now_ms: i64,
-) -> CommandResult<()> {
-    get(pool, caller, webhook_id).await?;
-    let done = sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ? AND webhook_id = ?")
-        .bind(now_ms)
-        .bind(delivery_id)
-        .bind(webhook_id)
-        .execute(pool)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(not_found("delivery"));
-    }
-    Ok(())
-}
-
 /// Outbox depth and the age of its oldest pending delivery, for metrics.
 pub async fn outbox_stats(pool: &SqlitePool, now_ms: i64) -> Result<(i64, f64), sqlx::Error> {
     let (depth, oldest): (i64, Option<i64>) = sqlx::query_as(
@@ -499,4 +269,297 @@ pub async fn outbox_stats(pool: &SqlitePool, now_ms: i64) -> Result<(i64, f64), 
         depth,
         oldest.map_or(0.0, |at| (now_ms - at).max(0) as f64 / 1000.0),
     ))
+}
+
+// On the writer: the subscription edits and the sender's bookkeeping.
+
+fn load_tx(tx: &Tx<'_>, id: i64) -> CommandResult<Option<Webhook>> {
+    Ok(tx
+        .prepare_cached(&format!("{SELECT_WEBHOOK} WHERE id = ?"))?
+        .query_row([id], WebhookRow::from_sqlite)
+        .optional()?
+        .map(Webhook::from))
+}
+
+/// A webhook the caller administers, or `404`.
+fn managed(tx: &Tx<'_>, caller: &Principal, id: i64) -> CommandResult<Webhook> {
+    load_tx(tx, id)?
+        .filter(|w| webhook::may_manage(caller, w.board_id))
+        .ok_or_else(|| not_found("webhook"))
+}
+
+/// Creates a subscription signed with `secret` (the caller shows it once).
+pub(crate) fn create(
+    tx: &Tx<'_>,
+    caller: &Principal,
+    board_id: i64,
+    url: &str,
+    events: &[EventType],
+    secret: &str,
+    now_ms: i64,
+) -> CommandResult<Webhook> {
+    if !webhook::may_manage(caller, board_id) {
+        return Err(not_found("board"));
+    }
+    super::tx::load_board(tx, board_id)?.ok_or_else(|| not_found("board"))?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO webhooks (board_id, url, events, secret, created_by, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )?
+        .query_row(
+            params![
+                board_id,
+                url,
+                event_names(events),
+                secret,
+                caller.worker_id,
+                now_ms,
+                now_ms
+            ],
+            |r| r.get(0),
+        )?;
+    load_tx(tx, id)?.ok_or_else(|| not_found("webhook"))
+}
+
+/// Changes URL, events or enabled (`domain::webhook::plan_update`);
+/// re-enabling clears the failure record and wakes the sender.
+pub(crate) fn update(
+    tx: &Tx<'_>,
+    caller: &Principal,
+    id: i64,
+    url: Option<&str>,
+    events: Option<&[EventType]>,
+    enabled: Option<bool>,
+    now_ms: i64,
+) -> CommandResult<Webhook> {
+    let hook = managed(tx, caller, id)?;
+    let current = WebhookSettings {
+        url: hook.url,
+        events: hook.events,
+        enabled: hook.enabled,
+    };
+    let change = webhook::plan_update(&current, url, events, enabled);
+    let new = &change.settings;
+    tx.prepare_cached(
+        "UPDATE webhooks SET url = ?, events = ?, enabled = ?, \
+         disabled_reason = CASE WHEN ? THEN NULL ELSE disabled_reason END, \
+         failing_since = CASE WHEN ? THEN NULL ELSE failing_since END, updated_at = ? WHERE id = ?",
+    )?
+    .execute(params![
+        new.url,
+        event_names(&new.events),
+        new.enabled,
+        change.re_enabled,
+        change.re_enabled,
+        now_ms,
+        id
+    ])?;
+    if change.re_enabled {
+        // Its pending deliveries are due again.
+        tx.mark_changed();
+    }
+    load_tx(tx, id)?.ok_or_else(|| not_found("webhook"))
+}
+
+/// Removes a subscription with its delivery log.
+pub(crate) fn delete(tx: &Tx<'_>, caller: &Principal, id: i64) -> CommandResult<()> {
+    managed(tx, caller, id)?;
+    tx.prepare_cached(
+        "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)",
+    )?
+    .execute([id])?;
+    tx.prepare_cached("DELETE FROM webhook_deliveries WHERE webhook_id = ?")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM webhooks WHERE id = ?")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Signs with `secret` from now on; the old one keeps signing for
+/// `overlap_ms` so receivers can switch without dropping a delivery.
+pub(crate) fn rotate_secret(
+    tx: &Tx<'_>,
+    caller: &Principal,
+    id: i64,
+    secret: &str,
+    overlap_ms: i64,
+    now_ms: i64,
+) -> CommandResult<Webhook> {
+    managed(tx, caller, id)?;
+    tx.prepare_cached(
+        "UPDATE webhooks SET previous_secret = secret, previous_until = ?, secret = ?, updated_at = ? WHERE id = ?",
+    )?
+    .execute(params![now_ms + overlap_ms, secret, now_ms, id])?;
+    load_tx(tx, id)?.ok_or_else(|| not_found("webhook"))
+}
+
+/// Puts a delivery back in the queue for an immediate attempt, and wakes the sender.
+pub(crate) fn retry(
+    tx: &Tx<'_>,
+    caller: &Principal,
+    webhook_id: i64,
+    delivery_id: i64,
+    now_ms: i64,
+) -> CommandResult<()> {
+    managed(tx, caller, webhook_id)?;
+    let done = tx
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ? WHERE id = ? AND webhook_id = ?",
+        )?
+        .execute(params![now_ms, delivery_id, webhook_id])?;
+    if done == 0 {
+        return Err(not_found("delivery"));
+    }
+    tx.mark_changed();
+    Ok(())
+}
+
+/// Takes up to `limit` due deliveries for attempts: each stays pending
+/// but is not due again before `now_ms + lease_ms`, so no later take sends
+/// it twice while its attempt runs; if the attempt is never recorded (a
+/// crash), it is sent again after the lease (at-least-once).
+pub(crate) fn take_due(
+    tx: &Tx<'_>,
+    now_ms: i64,
+    limit: i64,
+    lease_ms: i64,
+) -> CommandResult<Vec<DueDelivery>> {
+    let due: Vec<DueDelivery> = tx
+        .prepare_cached(
+            "SELECT d.id, d.webhook_id, d.message_id, d.payload, d.attempts, d.created_at, w.url, w.secret, \
+             w.previous_secret, w.previous_until \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.enabled = 1 \
+             ORDER BY d.next_attempt_at, d.id LIMIT ?",
+        )?
+        .query_map(params![now_ms, limit], |r| {
+            Ok(DueDelivery {
+                id: r.get(0)?,
+                webhook_id: r.get(1)?,
+                message_id: r.get(2)?,
+                payload: r.get(3)?,
+                attempts: r.get(4)?,
+                created_at: r.get(5)?,
+                url: r.get(6)?,
+                secret: r.get(7)?,
+                previous_secret: r.get(8)?,
+                previous_until: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut lease =
+        tx.prepare_cached("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?")?;
+    for delivery in &due {
+        lease.execute(params![now_ms + lease_ms, delivery.id])?;
+    }
+    Ok(due)
+}
+
+/// Logs an attempt and applies its outcome, which `domain::webhook::
+/// decide_attempt` takes from the delivery's attempts and the endpoint's
+/// failure run as they are in this transaction. `None`: the delivery is
+/// gone (its webhook was deleted meanwhile), nothing to record.
+pub(crate) fn record_attempt(
+    tx: &Tx<'_>,
+    delivery_id: i64,
+    attempt: &Attempt,
+    result: AttemptResult,
+    retry_scale: f64,
+    jitter: f64,
+) -> CommandResult<Option<AttemptOutcome>> {
+    let Some((webhook_id, attempts, failing_since)) = tx
+        .prepare_cached(
+            "SELECT d.webhook_id, d.attempts, w.failing_since FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = ?",
+        )?
+        .query_row([delivery_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let at = attempt.at.0;
+    let outcome = webhook::decide_attempt(result, attempts, failing_since, at, retry_scale, jitter);
+    tx.prepare_cached(
+        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, latency_ms, error, response) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        delivery_id,
+        at,
+        attempt.status_code,
+        attempt.latency_ms,
+        attempt.error,
+        attempt.response
+    ])?;
+    let (status, next, delivered_at) = match &outcome {
+        AttemptOutcome::Delivered => ("delivered", None, Some(at)),
+        AttemptOutcome::RetryAt(when) => ("pending", Some(*when), None),
+        AttemptOutcome::Failed | AttemptOutcome::DisableEndpoint(_) => ("failed", None, None),
+    };
+    tx.prepare_cached(
+        "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, delivered_at = ?, \
+         last_status = ?, last_error = ? WHERE id = ?",
+    )?
+    .execute(params![
+        status,
+        next,
+        delivered_at,
+        attempt.status_code,
+        attempt.error,
+        delivery_id
+    ])?;
+    match &outcome {
+        AttemptOutcome::Delivered => {
+            tx.prepare_cached("UPDATE webhooks SET failing_since = NULL WHERE id = ?")?
+                .execute([webhook_id])?;
+        }
+        AttemptOutcome::DisableEndpoint(reason) => {
+            let board_id: i64 = tx
+                .prepare_cached(
+                    "UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ? RETURNING board_id",
+                )?
+                .query_row(params![reason, at, webhook_id], |r| r.get(0))?;
+            // On the board's feed so people notice (not a webhook event type).
+            super::tx::append_notice(
+                tx,
+                board_id,
+                "webhook.disabled",
+                at,
+                &json!({"webhook_id": webhook_id, "reason": reason}),
+            )?;
+        }
+        AttemptOutcome::RetryAt(_) | AttemptOutcome::Failed => {
+            tx.prepare_cached(
+                "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
+            )?
+            .execute(params![at, webhook_id])?;
+        }
+    }
+    Ok(Some(outcome))
+}
+
+/// Deletes up to `batch` finished deliveries (delivered or failed) created
+/// before `before_ms`, oldest first, with their attempts; returns how many.
+pub(crate) fn prune(tx: &Tx<'_>, before_ms: i64, batch: i64) -> CommandResult<usize> {
+    // Ids grow with time: the scan in id order meets the old rows first.
+    let old: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ? ORDER BY id LIMIT ?",
+        )?
+        .query_map(params![before_ms, batch], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut attempts = tx.prepare_cached("DELETE FROM webhook_attempts WHERE delivery_id = ?")?;
+    let mut deliveries = tx.prepare_cached("DELETE FROM webhook_deliveries WHERE id = ?")?;
+    for id in &old {
+        attempts.execute([id])?;
+        deliveries.execute([id])?;
+    }
+    Ok(old.len())
 }

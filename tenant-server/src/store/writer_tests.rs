@@ -7,7 +7,7 @@ use crate::domain::board::{LaneRole, NewBoard};
 use crate::domain::item::{NewItem, NewItemInput};
 use crate::domain::{DomainError, Principal, Scope, WorkerKind};
 use crate::store::queue::{self, ClaimOutcome, MoveTarget, QueueFilter};
-use crate::store::{Durability, Store, boards, now_ms};
+use crate::store::{Durability, Store, now_ms};
 use futures_util::future::join_all;
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -40,8 +40,9 @@ async fn fixture(item_count: usize) -> Fixture {
         .await
         .expect("open store");
     let now = now_ms();
-    let board = boards::create(
-        &store.writer,
+    let board = crate::commands::boards::create(
+        &store,
+        None,
         &NewBoard::parse("Test", "TST").expect("board"),
         now,
     )

@@ -385,9 +385,10 @@ async fn tokens_are_stored_only_as_hashes_and_last_use_is_recorded() {
 async fn the_bootstrap_token_is_installed_once_and_a_generated_one_is_not_repeated() {
     let server = TestServer::start().await;
     // An admin exists already (the harness bootstrapped one): nothing new.
-    let again = tokens::ensure_admin(&server.state.store.writer, None, store::now_ms())
-        .await
-        .expect("bootstrap");
+    let again =
+        taskharbor::commands::tokens::ensure_admin(&server.state.store, None, store::now_ms())
+            .await
+            .expect("bootstrap");
     assert_eq!(again, tokens::Bootstrap::AdminExists);
 
     let fresh = TestServer::start().await;
@@ -399,15 +400,19 @@ async fn the_bootstrap_token_is_installed_once_and_a_generated_one_is_not_repeat
         .await
         .expect(200);
     let chosen = "th_ChosenByTheOperatorForThisTenant_0123456789";
-    let installed = tokens::ensure_admin(&fresh.state.store.writer, Some(chosen), store::now_ms())
-        .await
-        .expect("install");
+    let installed = taskharbor::commands::tokens::ensure_admin(
+        &fresh.state.store,
+        Some(chosen),
+        store::now_ms(),
+    )
+    .await
+    .expect("install");
     assert_eq!(installed, tokens::Bootstrap::Installed);
     let me = fresh.get(chosen, "/api/me").await.expect(200);
     assert_eq!(me["scopes"], json!(["admin"]));
     assert!(matches!(
-        tokens::ensure_admin(
-            &fresh.state.store.writer,
+        taskharbor::commands::tokens::ensure_admin(
+            &fresh.state.store,
             Some("not-a-token"),
             store::now_ms()
         )

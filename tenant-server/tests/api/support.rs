@@ -79,7 +79,7 @@ impl TestServer {
         adjust(&mut config);
         let state = AppState::open(config).await.expect("open state");
         let admin = match (
-            tokens::ensure_admin(&state.store.writer, None, store::now_ms())
+            taskharbor::commands::tokens::ensure_admin(&state.store, None, store::now_ms())
                 .await
                 .expect("bootstrap"),
             admin,
