@@ -153,15 +153,8 @@ fn load_info(tx: &Tx<'_>, id: i64) -> CommandResult<Option<TokenInfo>> {
     Ok(row.map(TokenInfo::try_from).transpose()?)
 }
 
-pub async fn get(pool: &SqlitePool, id: i64) -> Result<Option<TokenInfo>, sqlx::Error> {
-    let row: Option<TokenRow> = sqlx::query_as(&format!("{SELECT_TOKEN} WHERE t.id = ?"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.map(TokenInfo::try_from).transpose()
-}
-
-/// Tokens the caller may manage: all for an admin, else its board's.
+/// Tokens the caller may manage (`domain::auth::may_manage_token`; the
+/// query only narrows to the caller's board first).
 pub async fn list(pool: &SqlitePool, caller: &Principal) -> Result<Vec<TokenInfo>, sqlx::Error> {
     let rows: Vec<TokenRow> = if caller.is_admin() {
         sqlx::query_as(&format!("{SELECT_TOKEN} ORDER BY t.id"))
@@ -175,7 +168,10 @@ pub async fn list(pool: &SqlitePool, caller: &Principal) -> Result<Vec<TokenInfo
         .fetch_all(pool)
         .await?
     };
-    rows.into_iter().map(TokenInfo::try_from).collect()
+    rows.into_iter()
+        .filter(|r| may_manage_token(caller, r.board_id))
+        .map(TokenInfo::try_from)
+        .collect()
 }
 
 /// Revokes a token (on the writer). The auth cache forgets it once this
