@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
 const SNIPPET: usize = 500;
-/// A taken delivery is not due again for this long: far longer than one
-/// attempt (a 15 s timeout), so it is sent twice only if its attempt was
-/// never recorded (a crash).
-const ATTEMPT_LEASE_MS: i64 = 5 * 60 * 1000;
+/// A taken delivery is not due again for this long: four times one
+/// attempt's bound (a 15 s timeout; its slot is free when it is taken), so
+/// it is sent twice only if its attempt was never recorded (a crash).
+const ATTEMPT_LEASE_MS: i64 = 60 * 1000;
 /// How often finished deliveries past their retention are pruned, and how
 /// many one writer command deletes (so no command holds the writer long).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);

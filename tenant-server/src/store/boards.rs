@@ -175,6 +175,9 @@ pub(crate) fn update(
         now_ms,
         id
     ])?;
+    // Unlocking or relaxing a rule can make items claimable: long-polling
+    // workers should look again.
+    tx.mark_changed();
     load_board_tx(tx, id)?.ok_or_else(|| not_found("board"))
 }
 
@@ -244,6 +247,8 @@ pub(crate) fn update_lane(
     if let Some(order) = &change.order {
         renumber(tx, order)?;
     }
+    // A new role, limit or `who` can make its items claimable.
+    tx.mark_changed();
     load_lane_tx(tx, id)?.ok_or_else(|| not_found("lane"))
 }
 
