@@ -361,3 +361,54 @@ async fn revocation_commits_then_the_auth_cache_forgets_the_token() {
         "and the database says revoked"
     );
 }
+
+/// Waits (briefly) for the change counter to tick after a command.
+async fn ticked(changes: &mut tokio::sync::watch::Receiver<u64>) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), changes.changed())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+#[tokio::test]
+async fn edits_that_can_make_work_claimable_or_due_wake_listeners_from_their_commit() {
+    let f = fixture().await;
+    let (store, admin, board) = (&f.store, &f.admin, f.board.id);
+    let mut changes = store.changes.subscribe();
+    changes.mark_unchanged();
+    let unlock = BoardPatch {
+        locked: Some(false),
+        ..BoardPatch::default()
+    };
+    boards::update(store, admin, board, &unlock, now_ms())
+        .await
+        .expect("patch board");
+    assert!(ticked(&mut changes).await, "a board patch wakes long-polls");
+    let review: i64 =
+        sqlx::query_scalar("SELECT id FROM lanes WHERE board_id = ? AND role = 'review'")
+            .bind(board)
+            .fetch_one(&store.reader)
+            .await
+            .expect("review lane");
+    let to_ready = crate::domain::board::LanePatch {
+        role: Some(LaneRole::Ready),
+        ..Default::default()
+    };
+    boards::update_lane(store, admin, review, &to_ready)
+        .await
+        .expect("patch lane");
+    assert!(ticked(&mut changes).await, "a lane edit wakes long-polls");
+    let delivery = one_delivery(&f).await;
+    assert!(
+        ticked(&mut changes).await,
+        "the item's event ticked (seen now, so only the retry can tick next)"
+    );
+    let hook: i64 = sqlx::query_scalar("SELECT webhook_id FROM webhook_deliveries WHERE id = ?")
+        .bind(delivery)
+        .fetch_one(&store.reader)
+        .await
+        .expect("hook");
+    webhooks::retry(store, admin, hook, delivery, now_ms())
+        .await
+        .expect("retry");
+    assert!(ticked(&mut changes).await, "a retry wakes the sender");
+}
