@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod edge;
 pub mod mcp;
 pub mod store;
 pub mod sync;

@@ -8,5 +8,8 @@
 //! fires from that commit, so no edge announces changes itself. Reads stay
 //! on the store's reader pool and are called directly.
 
+pub mod idempotency;
 pub mod items;
 pub mod queue;
+pub mod sessions;
+pub mod users;

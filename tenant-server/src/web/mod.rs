@@ -247,6 +247,12 @@ impl From<crate::store::CommandError> for WebError {
     }
 }
 
+impl From<crate::commands::sessions::PasswordHashError> for WebError {
+    fn from(e: crate::commands::sessions::PasswordHashError) -> Self {
+        Self::Api(ApiError::internal(e))
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
