@@ -16,6 +16,9 @@ pub mod sync;
 pub mod telemetry;
 pub mod web;
 
+#[cfg(test)]
+mod layering;
+
 use api::extract::BodyLimit;
 use api::middleware::{KeyLocks, RateLimiter};
 use axum::Router;

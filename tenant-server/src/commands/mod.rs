@@ -13,3 +13,6 @@ pub mod items;
 pub mod queue;
 pub mod sessions;
 pub mod users;
+
+#[cfg(test)]
+mod tests;

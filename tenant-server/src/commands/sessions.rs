@@ -25,17 +25,33 @@ use subtle::ConstantTimeEq;
 const SEEN_WINDOW: Duration = Duration::from_millis(100);
 
 /// A live session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub user: User,
     pub csrf: String,
 }
 
 /// A session just started: the cookie value (its id) and its CSRF token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Started {
     pub id: String,
     pub csrf: String,
+}
+
+// Secrets never reach logs: `Debug` shows who, not the tokens.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("csrf", &"[redacted]")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Started { id: [redacted], csrf: [redacted] }")
+    }
 }
 
 /// 256 random bits, URL-safe.

@@ -167,6 +167,10 @@ impl SeenNotes {
         }
         if notes.noted.len() >= MAX_NOTES {
             notes.noted.retain(|_, at| *at + TOUCH_EVERY_MS >= now_ms);
+            if notes.noted.len() >= MAX_NOTES {
+                // All recent: forgetting costs at most one extra write each.
+                notes.noted.clear();
+            }
         }
         notes.noted.insert(*hash, now_ms);
         let first = notes.pending.is_empty();

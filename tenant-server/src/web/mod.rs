@@ -19,7 +19,7 @@ pub mod session;
 pub mod users;
 
 use crate::AppState;
-use crate::api::error::ApiError;
+use crate::edge::error::ApiError;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};

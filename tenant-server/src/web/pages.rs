@@ -7,9 +7,9 @@
 use super::session::{self, FORM_COOKIE, SESSION_COOKIE, Session};
 use super::{WebError, health, page, parse_form, render_to_string, with_page_headers};
 use crate::AppState;
-use crate::api::error::ApiError;
 use crate::commands::{self, sessions};
 use crate::domain::{DomainError, Scope};
+use crate::edge::error::ApiError;
 use crate::store::items::ItemFilter;
 use crate::store::model::{Board, Item, Lane};
 use crate::store::{self, boards, comments, events, items, tokens};

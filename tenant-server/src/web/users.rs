@@ -5,9 +5,9 @@
 use super::pages::{SignedIn, field, require_admin, users_page};
 use super::{WebError, parse_form, session};
 use crate::AppState;
-use crate::api::error::ApiError;
 use crate::commands::users;
 use crate::domain::users::password_ok;
+use crate::edge::error::ApiError;
 use crate::store::{self, CommandError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
