@@ -1,5 +1,6 @@
 //! Keeping a first answer for `Idempotency-Key` replays: one writer
-//! command, so the record is durable before the answer it replays is sent.
+//! command, so the record is durable before the answer it replays is
+//! sent; and forgetting old ones.
 
 use crate::store::idempotency::{self, StoredResponse};
 use crate::store::{CommandResult, Store};
@@ -16,4 +17,10 @@ pub async fn remember(
     store
         .run(move |tx| idempotency::save(tx, worker_id, &key, &response, now_ms))
         .await
+}
+
+/// Forgets answers older than the replay window (the lease reaper's
+/// occasional chore); returns how many.
+pub async fn purge(store: &Store, now_ms: i64) -> CommandResult<usize> {
+    store.run(move |tx| idempotency::purge(tx, now_ms)).await
 }

@@ -1,6 +1,7 @@
 //! The session and user commands against a real SQLite file through the
 //! writer: setup happens once however many race it, sign-in and
-//! sign-out, and the idle-timer renewal written once per session, batched.
+//! sign-out, the idle-timer renewal written once per session, batched,
+//! and idempotency records kept for their window.
 
 use super::sessions;
 use crate::domain::DomainError;
@@ -139,5 +140,46 @@ async fn the_idle_timer_is_written_once_a_minute_per_session_in_one_batch() {
         after.commands - before.commands,
         1,
         "one command wrote both"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_records_are_kept_for_the_window_then_purged() {
+    let (_dir, store) = open().await;
+    let now = now_ms();
+    let answer = |body: &str| crate::store::idempotency::StoredResponse {
+        request_hash: vec![1, 2, 3],
+        status: 201,
+        body: body.as_bytes().to_vec(),
+        content_type: Some("application/json".into()),
+    };
+    let window = crate::store::idempotency::WINDOW_MS;
+    super::idempotency::remember(&store, 7, "old", answer("{}"), now - window - 1)
+        .await
+        .expect("save old");
+    super::idempotency::remember(&store, 7, "new", answer("{\"id\":1}"), now)
+        .await
+        .expect("save new");
+    let found = crate::store::idempotency::find(&store.reader, 7, "new", now)
+        .await
+        .expect("find")
+        .expect("kept");
+    assert_eq!((found.status, found.body), (201, b"{\"id\":1}".to_vec()));
+    assert_eq!(
+        super::idempotency::purge(&store, now).await.expect("purge"),
+        1
+    );
+    assert!(
+        crate::store::idempotency::find(&store.reader, 7, "old", now - window)
+            .await
+            .expect("find")
+            .is_none(),
+        "the old one is gone"
+    );
+    assert!(
+        crate::store::idempotency::find(&store.reader, 7, "new", now)
+            .await
+            .expect("find")
+            .is_some()
     );
 }

@@ -1,5 +1,5 @@
 //! Stored first responses for `Idempotency-Key` replays (24 hours): the
-//! lookup (reader pool), the save (on the writer thread) and the purge.
+//! lookup (reader pool), and the save and purge (on the writer thread).
 
 use super::error::CommandResult;
 use super::writer::Tx;
@@ -65,11 +65,9 @@ pub fn save(
     Ok(())
 }
 
-/// Forgets responses older than the window.
-pub async fn purge(pool: &SqlitePool, now_ms: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= ?")
-        .bind(now_ms - WINDOW_MS)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+/// Forgets responses older than the window; returns how many.
+pub fn purge(tx: &Tx<'_>, now_ms: i64) -> CommandResult<usize> {
+    Ok(tx
+        .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?")?
+        .execute([now_ms - WINDOW_MS])?)
 }

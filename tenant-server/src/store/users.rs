@@ -12,11 +12,11 @@ use super::{queue, sessions};
 use crate::domain::users::{NewUser, check_user_action, check_worker_for_user};
 use crate::domain::{DomainError, Principal, WorkerKind};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 use sqlx::SqlitePool;
 
-/// One user as the admin's list shows them.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// One user as stored, with their session and claim counts (the users
+/// page turns it into its own view).
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub username: String,

@@ -267,7 +267,8 @@ impl IntoResponse for WebError {
             Self::Api(e) => {
                 let (status, _, message, _) = e.parts();
                 if status == StatusCode::INTERNAL_SERVER_ERROR {
-                    tracing::error!(error = %e, "dashboard page failed");
+                    // With its cause chain, like the API's 500s.
+                    crate::telemetry::log_error("dashboard page failed", e);
                 }
                 (status, message)
             }
