@@ -9,11 +9,15 @@ pub mod commands;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod edge;
 pub mod mcp;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod web;
+
+#[cfg(test)]
+mod layering;
 
 use api::extract::BodyLimit;
 use api::middleware::{KeyLocks, RateLimiter};

@@ -157,10 +157,7 @@ pub async fn stream(
     };
     let cursor = match resume.or(query.after) {
         Some(id) => id,
-        None => sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM events")
-            .fetch_one(&state.store.reader)
-            .await?
-            .unwrap_or(0),
+        None => events::last_id(&state.store.reader, None).await?,
     };
     let changes = state.changes.subscribe();
     let tail = Tail {

@@ -5,11 +5,13 @@
 use super::error::{ApiError, ErrorCode};
 use super::extract::bearer_token;
 use crate::AppState;
+use crate::commands::{self, sessions};
 use crate::domain::Principal;
+use crate::edge::cookies;
 use crate::store::{self, idempotency, tokens};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -121,6 +123,34 @@ pub async fn principal_for_token(state: &AppState, secret: &str) -> Result<Princ
     Ok(principal)
 }
 
+/// The principal of a request's dashboard session cookie, if it carries a
+/// live one, under the same per-caller rate limit as tokens (a session's
+/// bucket is its user's). Mutating methods must also carry the session's
+/// CSRF token in `X-CSRF-Token`, else `403 forbidden`.
+async fn principal_for_cookie(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(id) = cookies::cookie(headers, cookies::SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Some(session) = sessions::authenticate(&state.store, id, store::now_ms()).await? else {
+        return Ok(None);
+    };
+    let principal = session.user.principal();
+    state
+        .rate_limiter
+        .check(principal.token_id, state.config.rate_limit_per_second)
+        .map_err(|retry_after_seconds| ApiError::RateLimited {
+            retry_after_seconds,
+        })?;
+    if !cookies::is_safe(method) {
+        sessions::check_csrf(&session, cookies::csrf_header(headers))?;
+    }
+    Ok(Some(principal))
+}
+
 /// Resolves the caller once per request and puts the `Principal` in the
 /// request's extensions; handlers ask for it with the `Auth` extractor.
 /// A request with no token passes through (public routes); one with a
@@ -132,9 +162,7 @@ pub async fn authenticate(
 ) -> Result<Response, ApiError> {
     let Some(secret) = bearer_token(req.headers()).map(str::to_owned) else {
         // No token: a dashboard session cookie may stand in for one.
-        if let Some(principal) =
-            crate::web::session::authenticate_cookie(&state, req.headers(), req.method()).await?
-        {
+        if let Some(principal) = principal_for_cookie(&state, req.headers(), req.method()).await? {
             req.extensions_mut().insert(principal);
         }
         return Ok(next.run(req).await);
@@ -247,6 +275,6 @@ pub async fn idempotency(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    idempotency::save(&state.store.writer, principal.worker_id, &key, &stored, now).await?;
+    commands::idempotency::remember(&state.store, principal.worker_id, &key, stored, now).await?;
     Ok(Response::from_parts(parts, Body::from(body)))
 }

@@ -9,10 +9,15 @@
 //! on the store's reader pool and are called directly.
 
 pub mod boards;
+pub mod idempotency;
 pub mod items;
 pub mod queue;
+pub mod sessions;
 pub mod tokens;
+pub mod users;
 pub mod webhooks;
 
 #[cfg(test)]
 mod admin_tests;
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@
 //! lease as free. The reaper makes expiry visible to people and webhooks.
 
 use crate::commands::queue;
-use crate::store::{self, idempotency};
+use crate::store;
 use crate::{AppState, StopSignal};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ impl LeaseReaper {
             passes += 1;
             if passes.is_multiple_of(600)
                 && let Err(error) =
-                    idempotency::purge(&self.state.store.writer, store::now_ms()).await
+                    crate::commands::idempotency::purge(&self.state.store, store::now_ms()).await
             {
                 tracing::warn!(%error, "could not purge idempotency records");
             }

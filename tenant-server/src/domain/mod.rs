@@ -13,6 +13,7 @@ pub mod flow;
 pub mod item;
 pub mod limits;
 pub mod queue;
+pub mod users;
 pub mod validate;
 pub mod webhook;
 

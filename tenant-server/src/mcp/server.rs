@@ -720,91 +720,27 @@ impl TaskHarborMcp {
         Caller(caller): Caller,
         Parameters(args): Parameters<ReportArgs>,
     ) -> CallToolResult {
-        let now = store::now_ms();
-        let origin = match items::get(&self.state.store.reader, &caller, args.item_id, now).await {
-            Ok(item) => item,
-            Err(e) => return refuse(e),
-        };
-        if matches!(args.kind, ReportKind::Subtask) && args.blocking {
-            return refuse(DomainError::validation(
-                "blocking",
-                "only a defect can block the item; a subtask is linked by parent_id",
-            ));
-        }
-        let mut labels = args.labels.clone().unwrap_or_default();
-        let (kind, parent_id) = match args.kind {
-            ReportKind::Subtask => (ItemKind::Subtask, Some(origin.id)),
-            ReportKind::Defect => {
-                labels.push(format!("found-in:{}", origin.key));
-                (ItemKind::Defect, None)
-            }
-        };
-        let new = match NewItem::parse(NewItemInput {
-            title: &args.title,
-            body: args.body.as_deref(),
-            kind: Some(kind),
-            parent_id,
+        let report = crate::commands::items::Report {
+            origin_id: args.item_id,
+            subtask: matches!(args.kind, ReportKind::Subtask),
+            title: args.title.clone(),
+            body: args.body.clone(),
             priority: args.priority,
-            labels: Some(&labels),
-            agent_ready: Some(args.agent_ready),
-            blocked_by: None,
-            lane_id: None,
-        }) {
-            Ok(new) => new,
-            Err(errors) => return refuse(errors),
+            labels: args.labels.clone().unwrap_or_default(),
+            agent_ready: args.agent_ready,
+            blocking: args.blocking,
+            fence: args.claim_token,
         };
-        let created = match crate::commands::items::create(
+        let (created, updated) = match crate::commands::items::report_defect(
             &self.state.store,
             &caller,
-            origin.board_id,
-            &new,
-            now,
+            report,
+            store::now_ms(),
         )
         .await
         {
-            Ok(item) => item,
+            Ok(done) => done,
             Err(e) => return refuse(e),
-        };
-        let holds = origin
-            .claim
-            .as_ref()
-            .is_some_and(|c| c.worker.id == caller.worker_id);
-        let updated = if args.blocking {
-            let mut blockers = origin.blocked_by.clone();
-            blockers.push(created.id);
-            let patch = ItemPatch {
-                blocked_by: Some(blockers),
-                ..ItemPatch::default()
-            };
-            match crate::commands::items::update(
-                &self.state.store,
-                &caller,
-                origin.id,
-                &patch,
-                None,
-                args.claim_token,
-                now,
-            )
-            .await
-            {
-                Ok(item) => Some(item),
-                Err(e) => {
-                    // The defect exists; say so along with why the link failed.
-                    let mut refused = refuse(e);
-                    if let Some(Value::Object(body)) = refused.structured_content.as_mut()
-                        && let Some(error) = body.get_mut("error")
-                    {
-                        error["details"]["created_id"] = json!(created.id);
-                    }
-                    return refused;
-                }
-            }
-        } else if holds {
-            queue::heartbeat(&self.state.store, &caller, origin.id, args.claim_token, now)
-                .await
-                .ok()
-        } else {
-            None
         };
         ok(json!({
             "created": to_json(&created),

@@ -46,6 +46,8 @@ pub struct AuthCache {
     inner: Mutex<Inner>,
     /// Wakes the use recorder when `pending_use` gains an entry.
     pub use_pending: Notify,
+    /// Dashboard sessions seen, for their batched idle-timer renewal.
+    pub sessions_seen: super::sessions::SeenNotes,
 }
 
 impl AuthCache {

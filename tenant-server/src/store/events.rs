@@ -66,3 +66,21 @@ pub async fn feed(
     };
     rows.into_iter().map(Event::try_from).collect()
 }
+
+/// The newest event id, of one board or of all (0 when there is none):
+/// where a live feed starts when the client names no cursor.
+pub async fn last_id(pool: &sqlx::SqlitePool, board_id: Option<i64>) -> Result<i64, sqlx::Error> {
+    match board_id {
+        Some(board) => {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events WHERE board_id = ?")
+                .bind(board)
+                .fetch_one(pool)
+                .await
+        }
+        None => {
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                .fetch_one(pool)
+                .await
+        }
+    }
+}

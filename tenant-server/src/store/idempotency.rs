@@ -1,5 +1,8 @@
-//! Stored first responses for `Idempotency-Key` replays (24 hours).
+//! Stored first responses for `Idempotency-Key` replays (24 hours): the
+//! lookup (reader pool), and the save and purge (on the writer thread).
 
+use super::error::CommandResult;
+use super::writer::Tx;
 use sqlx::SqlitePool;
 
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -38,34 +41,33 @@ pub async fn find(
     ))
 }
 
-pub async fn save(
-    pool: &SqlitePool,
+/// Keeps `response` as the answer to `(worker_id, key)`.
+pub fn save(
+    tx: &Tx<'_>,
     worker_id: i64,
     key: &str,
     response: &StoredResponse,
     now_ms: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> CommandResult<()> {
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO idempotency_keys (worker_id, key, request_hash, status, response, content_type, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(worker_id)
-    .bind(key)
-    .bind(&response.request_hash)
-    .bind(i64::from(response.status))
-    .bind(&response.body)
-    .bind(&response.content_type)
-    .bind(now_ms)
-    .execute(pool)
-    .await?;
+    )?
+    .execute(rusqlite::params![
+        worker_id,
+        key,
+        &response.request_hash,
+        i64::from(response.status),
+        &response.body,
+        &response.content_type,
+        now_ms
+    ])?;
     Ok(())
 }
 
-/// Forgets responses older than the window.
-pub async fn purge(pool: &SqlitePool, now_ms: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= ?")
-        .bind(now_ms - WINDOW_MS)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+/// Forgets responses older than the window; returns how many.
+pub fn purge(tx: &Tx<'_>, now_ms: i64) -> CommandResult<usize> {
+    Ok(tx
+        .prepare_cached("DELETE FROM idempotency_keys WHERE created_at <= ?")?
+        .execute([now_ms - WINDOW_MS])?)
 }

@@ -437,3 +437,16 @@ pub async fn worker_id_by_name(pool: &SqlitePool, name: &str) -> Result<Option<i
         .fetch_optional(pool)
         .await
 }
+
+/// Ids of an item's subtasks, oldest first, at most `limit`.
+pub async fn subtask_ids(
+    pool: &SqlitePool,
+    parent_id: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM items WHERE parent_id = ? ORDER BY id LIMIT ?")
+        .bind(parent_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}

@@ -91,7 +91,9 @@ async fn fixture(item_count: usize) -> Fixture {
             lane_id: None,
         })
         .expect("item");
-        let item = crate::commands::items::create(&store, &admin, board.id, &new, now)
+        let (admin, board_id) = (admin.clone(), board.id);
+        let item = store
+            .run(move |tx| crate::store::items::create(tx, &admin, board_id, &new, now))
             .await
             .expect("create item");
         item_ids.push(item.id);

@@ -1,10 +1,11 @@
-//! Queue health for one board, read straight from SQLite: what agents can
+//! Queue health for one board as the dashboard shows it: what agents can
 //! claim now, who holds how much of their claim limit, lease expiries,
 //! WIP saturation, and how long items stay in each lane.
 //!
-//! Read-only queries on the reader pool; the dashboard's own, so they live
-//! here rather than in `store`.
+//! The rows come from `store::health` (reader pool); this turns them into
+//! the page's figures (saturation, stay durations in words).
 
+use crate::store::health;
 use serde::Serialize;
 use sqlx::SqlitePool;
 use std::collections::HashMap;
@@ -64,75 +65,53 @@ pub async fn board_health(
     agents_need_ready: bool,
     now_ms: i64,
 ) -> Result<Health, sqlx::Error> {
-    let free = "(i.claim_worker_id IS NULL OR i.lease_expires_at <= ?) AND NOT EXISTS \
-        (SELECT 1 FROM item_deps d JOIN items bi ON bi.id = d.blocked_by_id WHERE d.item_id = i.id AND bi.status <> 'done')";
-    let claimable: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM items i WHERE i.board_id = ? AND i.open = 1 AND {free}"
-    ))
-    .bind(board_id)
-    .bind(now_ms)
-    .fetch_one(pool)
-    .await?;
-    let claimable_by_agents: i64 = if agents_need_ready {
-        sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM items i WHERE i.board_id = ? AND i.open = 1 AND i.agent_ready = 1 AND {free}"
-        ))
-        .bind(board_id)
-        .bind(now_ms)
-        .fetch_one(pool)
-        .await?
+    let claimable = health::claimable_count(pool, board_id, false, now_ms).await?;
+    let claimable_by_agents = if agents_need_ready {
+        health::claimable_count(pool, board_id, true, now_ms).await?
     } else {
         claimable
     };
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT w.name, w.kind, COUNT(*) FROM items i JOIN workers w ON w.id = i.claim_worker_id \
-         WHERE i.board_id = ? AND i.lease_expires_at > ? GROUP BY w.id ORDER BY COUNT(*) DESC, w.name",
-    )
-    .bind(board_id)
-    .bind(now_ms)
-    .fetch_all(pool)
-    .await?;
-    let workers: Vec<WorkerClaims> = rows
+    let workers: Vec<WorkerClaims> = health::claims_by_worker(pool, board_id, now_ms)
+        .await?
         .into_iter()
-        .map(|(name, kind, held)| WorkerClaims {
-            name,
-            kind,
-            held,
+        .map(|w| WorkerClaims {
+            name: w.name,
+            kind: w.kind,
+            held: w.held,
             limit: claim_limit,
-            at_limit: held >= claim_limit,
+            at_limit: w.held >= claim_limit,
         })
         .collect();
     let live_claims = workers.iter().map(|w| w.held).sum();
-    let expired_24h: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events WHERE board_id = ? AND type = 'item.claim-expired' AND at > ?",
-    )
-    .bind(board_id)
-    .bind(now_ms - 86_400_000)
-    .fetch_one(pool)
-    .await?;
-    let lanes: Vec<(i64, String, String, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT l.id, l.name, l.role, l.wip_limit, (SELECT COUNT(*) FROM items i WHERE i.lane_id = l.id) \
-         FROM lanes l WHERE l.board_id = ? ORDER BY l.position, l.id",
-    )
-    .bind(board_id)
-    .fetch_all(pool)
-    .await?;
-    let stays = lane_stays(pool, board_id).await?;
+    let expired_24h = health::expired_since(pool, board_id, now_ms - 86_400_000).await?;
+    let lanes = health::lane_counts(pool, board_id).await?;
+    let entries = health::lane_entries(pool, board_id, CYCLE_WINDOW).await?;
+    let stays = stays_from_events(entries.into_iter().map(|e| {
+        (
+            e.item_id,
+            e.kind,
+            e.at,
+            serde_json::from_str(&e.data).unwrap_or_default(),
+        )
+    }));
     let lanes = lanes
         .into_iter()
-        .map(|(id, name, role, wip_limit, count)| {
-            let mut durations = stays.get(&id).cloned().unwrap_or_default();
+        .map(|lane| {
+            let mut durations = stays.get(&lane.id).cloned().unwrap_or_default();
             durations.sort_unstable();
             let n = durations.len();
             let mean = (n > 0).then(|| durations.iter().sum::<i64>() / n as i64);
             let median = (n > 0).then(|| durations[n / 2]);
             LaneHealth {
-                id,
-                name,
-                role,
-                count,
-                wip_limit,
-                saturation: wip_limit.filter(|l| *l > 0).map(|l| count * 100 / l),
+                id: lane.id,
+                name: lane.name,
+                role: lane.role,
+                count: lane.count,
+                wip_limit: lane.wip_limit,
+                saturation: lane
+                    .wip_limit
+                    .filter(|l| *l > 0)
+                    .map(|l| lane.count * 100 / l),
                 mean_stay: mean.map(human_duration),
                 median_stay: median.map(human_duration),
                 stays: n,
@@ -149,34 +128,9 @@ pub async fn board_health(
     })
 }
 
-/// Finished stays per lane (ms), from each item's created/moved events:
-/// a stay starts when the item enters a lane and ends when it leaves.
-async fn lane_stays(
-    pool: &SqlitePool,
-    board_id: i64,
-) -> Result<HashMap<i64, Vec<i64>>, sqlx::Error> {
-    let events: Vec<(i64, String, i64, String)> = sqlx::query_as(
-        "SELECT item_id, type, at, data FROM (SELECT id, item_id, type, at, data FROM events \
-         WHERE board_id = ? AND item_id IS NOT NULL AND type IN ('item.created', 'item.moved', 'item.released', 'item.claim-expired') \
-         ORDER BY id DESC LIMIT ?) ORDER BY id",
-    )
-    .bind(board_id)
-    .bind(CYCLE_WINDOW)
-    .fetch_all(pool)
-    .await?;
-    Ok(stays_from_events(events.into_iter().map(
-        |(item, kind, at, data)| {
-            (
-                item,
-                kind,
-                at,
-                serde_json::from_str(&data).unwrap_or_default(),
-            )
-        },
-    )))
-}
-
-/// The pure part of [`lane_stays`], over `(item, type, at, data)` in order.
+/// Finished stays per lane (ms), from each item's lane-entering events
+/// `(item, type, at, data)` in order: a stay starts when the item enters a
+/// lane and ends when it leaves.
 pub fn stays_from_events(
     events: impl Iterator<Item = (i64, String, i64, serde_json::Value)>,
 ) -> HashMap<i64, Vec<i64>> {

@@ -19,7 +19,7 @@ pub mod session;
 pub mod users;
 
 use crate::AppState;
-use crate::api::error::ApiError;
+use crate::edge::error::ApiError;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -247,6 +247,12 @@ impl From<crate::store::CommandError> for WebError {
     }
 }
 
+impl From<crate::commands::sessions::PasswordHashError> for WebError {
+    fn from(e: crate::commands::sessions::PasswordHashError) -> Self {
+        Self::Api(ApiError::internal(e))
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, message) = match &self {
@@ -261,7 +267,8 @@ impl IntoResponse for WebError {
             Self::Api(e) => {
                 let (status, _, message, _) = e.parts();
                 if status == StatusCode::INTERNAL_SERVER_ERROR {
-                    tracing::error!(error = %e, "dashboard page failed");
+                    // With its cause chain, like the API's 500s.
+                    crate::telemetry::log_error("dashboard page failed", e);
                 }
                 (status, message)
             }

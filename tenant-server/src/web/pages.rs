@@ -7,8 +7,9 @@
 use super::session::{self, FORM_COOKIE, SESSION_COOKIE, Session};
 use super::{WebError, health, page, parse_form, render_to_string, with_page_headers};
 use crate::AppState;
-use crate::api::error::ApiError;
-use crate::domain::Scope;
+use crate::commands::{self, sessions};
+use crate::domain::{DomainError, Scope};
+use crate::edge::error::ApiError;
 use crate::store::items::ItemFilter;
 use crate::store::model::{Board, Item, Lane};
 use crate::store::{self, boards, comments, events, items, tokens};
@@ -238,26 +239,28 @@ pub async fn setup(
         }
     };
     let hash = session::hash_password_blocking(new.password.clone()).await?;
-    let user_id = match session::create_user(&state.store.writer, &new, &hash, now).await {
-        Ok(id) => id,
+    let started = match sessions::set_up_first_user(&state.store, &new, hash, now).await {
+        Ok(started) => started,
+        Err(store::CommandError::Rule(rule @ DomainError::Forbidden(_))) => {
+            return Err(ApiError::from(rule).into());
+        }
         Err(store::CommandError::Rule(rule)) => {
             return retry(StatusCode::UNPROCESSABLE_ENTITY, &rule.to_string());
         }
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %new.username, "first admin user set up");
-    start_session(&state, user_id, "/boards").await
+    Ok(signed_in(&state, &started.id, "/boards"))
 }
 
-async fn start_session(state: &AppState, user_id: i64, to: &str) -> Result<Response, WebError> {
-    let (id, _) = session::create(&state.store.writer, user_id, store::now_ms()).await?;
-    Ok(redirect_with_cookies(
+fn signed_in(state: &AppState, id: &str, to: &str) -> Response {
+    redirect_with_cookies(
         to,
         vec![
-            session::set_cookie(state, SESSION_COOKIE, &id, session::ABSOLUTE_MS / 1000),
+            session::set_cookie(state, SESSION_COOKIE, id, session::ABSOLUTE_MS / 1000),
             session::set_cookie(state, FORM_COOKIE, "", 0),
         ],
-    ))
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,20 +321,12 @@ pub async fn login(
         }
         return Ok(response);
     }
-    let password = field(&form, "password").to_owned();
-    let found = session::credentials(&state.store.reader, &username).await?;
-    // Unknown names cost an argon2 verification too, so timing tells nothing.
-    let (user_id, hash) = match found {
-        Some((id, hash)) => (Some(id), hash),
-        None => (None, session::decoy_hash().to_owned()),
-    };
-    let valid = session::verify_password_blocking(hash, password).await;
-    match user_id {
-        Some(id) if valid => {
+    match sessions::login(&state.store, &username, field(&form, "password"), now).await? {
+        Some(started) => {
             throttle.succeeded(&scope, &username, source);
-            start_session(&state, id, &next).await
+            Ok(signed_in(&state, &started.id, &next))
         }
-        _ => {
+        None => {
             throttle.failed(&scope, &username, source, store::now_ms());
             retry(StatusCode::UNAUTHORIZED, "Wrong username or password.")
         }
@@ -345,12 +340,12 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     let form = parse_form(&body);
     if let Some(id) = session::cookie(&headers, SESSION_COOKIE) {
-        if let Some(current) = session::load(&state, id, store::now_ms()).await?
+        if let Some(current) = sessions::authenticate(&state.store, id, store::now_ms()).await?
             && !session::secrets_match(&current.csrf, field(&form, "csrf"))
         {
             return Err(ApiError::Forbidden("missing or wrong CSRF token".into()).into());
         }
-        session::delete(&state.store.writer, id).await?;
+        sessions::end(&state.store, id).await?;
     }
     Ok(redirect_with_cookies(
         "/login",
@@ -501,10 +496,7 @@ pub fn board_context(
 }
 
 async fn last_event_id(state: &AppState, board_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events WHERE board_id = ?")
-        .bind(board_id)
-        .fetch_one(&state.store.reader)
-        .await
+    events::last_id(&state.store.reader, Some(board_id)).await
 }
 
 pub async fn board(
@@ -806,11 +798,7 @@ pub async fn item(
     let lane_names: HashMap<i64, String> = lanes.iter().map(|l| (l.id, l.name.clone())).collect();
     let comment_list = comments::list(reader, &principal, id, 0, 500).await?;
     let history = events::for_item(reader, id, 0, 500).await?;
-    let subtask_ids: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM items WHERE parent_id = ? ORDER BY id LIMIT 200")
-            .bind(id)
-            .fetch_all(reader)
-            .await?;
+    let subtask_ids = items::subtask_ids(reader, id, 200).await?;
     let mut subtasks = Vec::new();
     for sub in subtask_ids {
         subtasks.push(ItemRef::of(
@@ -1072,7 +1060,8 @@ pub async fn create_user(
         }
     };
     let hash = session::hash_password_blocking(new.password.clone()).await?;
-    match session::create_user(&state.store.writer, &new, &hash, store::now_ms()).await {
+    let admin = session.user.principal();
+    match commands::users::create(&state.store, &admin, &new, hash, store::now_ms()).await {
         Ok(_) => {
             users_page(
                 &state,

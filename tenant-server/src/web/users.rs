@@ -1,12 +1,14 @@
 //! The admin's user actions (issue 14): disable, enable, delete and reset
 //! a password, each a CSRF-checked form post confirmed in the browser
-//! first. The work is done by `store::users`; this parses and presents.
+//! first. The work is done by `commands::users`; this parses and presents.
 
 use super::pages::{SignedIn, field, require_admin, users_page};
 use super::{WebError, parse_form, session};
 use crate::AppState;
-use crate::api::error::ApiError;
-use crate::store::{self, CommandError, users};
+use crate::commands::users;
+use crate::domain::users::password_ok;
+use crate::edge::error::ApiError;
+use crate::store::{self, CommandError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,10 +30,10 @@ pub async fn user_action(
     let name = field(&form, "username").to_owned();
     let now = store::now_ms();
     let done = match action.as_str() {
-        "disable" => users::set_disabled(&state.store.writer, &admin, user_id, true, now)
+        "disable" => users::set_disabled(&state.store, &admin, user_id, true, now)
             .await
             .map(|()| format!("{name} is disabled and signed out.")),
-        "enable" => users::set_disabled(&state.store.writer, &admin, user_id, false, now)
+        "enable" => users::set_disabled(&state.store, &admin, user_id, false, now)
             .await
             .map(|()| format!("{name} may sign in again.")),
         "delete" => users::delete(&state.store, &admin, user_id, now)
@@ -41,7 +43,7 @@ pub async fn user_action(
             }),
         "password" => {
             let password = field(&form, "password");
-            if password.chars().count() < 10 {
+            if !password_ok(password) {
                 return users_page(
                     &state,
                     &session,
@@ -52,7 +54,7 @@ pub async fn user_action(
                 .await;
             }
             let hash = session::hash_password_blocking(password.to_owned()).await?;
-            users::set_password(&state.store.writer, &admin, user_id, &hash)
+            users::set_password(&state.store, &admin, user_id, hash)
                 .await
                 .map(|()| format!("{name} has a new password and was signed out everywhere."))
         }

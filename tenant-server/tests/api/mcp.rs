@@ -1196,3 +1196,42 @@ async fn python_sdk_read_token_cannot_call_write_tools() {
     }
     assert!(server.item_json(item).await["claim"].is_null());
 }
+
+#[tokio::test]
+async fn a_report_whose_link_is_refused_leaves_nothing_behind() {
+    let server = TestServer::start().await;
+    let board = server.board("ONE").await;
+    let item = server.item(board, "feature").await;
+    let agent = server.agent("finder").await;
+    let mut mcp = Mcp::connect(&server, &agent).await;
+    let claimed = mcp.call("claim", json!({"item_id": item})).await.ok();
+    let token = claimed["claim"]["token"].as_i64().expect("claim token");
+    let before = server.events(item).await;
+
+    // A stale claim token: the blocking link is refused, and with it the
+    // defect that would have blocked the item (one command, one savepoint).
+    mcp.call(
+        "report_defect",
+        json!({"item_id": item, "title": "crash on empty input",
+               "blocking": true, "claim_token": token + 1}),
+    )
+    .await
+    .err("lease_superseded");
+    let listed = server
+        .get(&server.admin, &format!("/api/boards/{board}/items"))
+        .await
+        .expect(200);
+    let ids: Vec<i64> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["id"].as_i64())
+        .collect();
+    assert_eq!(ids, vec![item], "no defect was left behind: {listed}");
+    assert_eq!(server.events(item).await, before, "no history either");
+    assert!(
+        server.item_json(item).await["blocked_by"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+}
