@@ -40,14 +40,11 @@ async fn fixture(item_count: usize) -> Fixture {
         .await
         .expect("open store");
     let now = now_ms();
-    let board = crate::commands::boards::create(
-        &store,
-        None,
-        &NewBoard::parse("Test", "TST").expect("board"),
-        now,
-    )
-    .await
-    .expect("create board");
+    let new_board = NewBoard::parse("Test", "TST").expect("board");
+    let board = store
+        .run(move |tx| super::super::boards::create(tx, None, &new_board, now))
+        .await
+        .expect("create board");
     let (claim_limit, wip_limit) = (2_i64, 2_i64);
     sqlx::query("UPDATE boards SET claim_limit = ? WHERE id = ?")
         .bind(claim_limit)
