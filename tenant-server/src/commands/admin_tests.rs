@@ -375,6 +375,8 @@ async fn edits_that_can_make_work_claimable_or_due_wake_listeners_from_their_com
     let (store, admin, board) = (&f.store, &f.admin, f.board.id);
     let mut changes = store.changes.subscribe();
     changes.mark_unchanged();
+    let mut outbox = store.outbox.subscribe();
+    outbox.mark_unchanged();
     let unlock = BoardPatch {
         locked: Some(false),
         ..BoardPatch::default()
@@ -397,10 +399,14 @@ async fn edits_that_can_make_work_claimable_or_due_wake_listeners_from_their_com
         .await
         .expect("patch lane");
     assert!(ticked(&mut changes).await, "a lane edit wakes long-polls");
+    assert!(
+        !outbox.has_changed().expect("sender alive"),
+        "commits that gave the webhook sender no work do not wake it"
+    );
     let delivery = one_delivery(&f).await;
     assert!(
-        ticked(&mut changes).await,
-        "the item's event ticked (seen now, so only the retry can tick next)"
+        ticked(&mut outbox).await,
+        "the item's event wrote outbox rows: the sender is woken (seen now, so only the retry can tick next)"
     );
     let hook: i64 = sqlx::query_scalar("SELECT webhook_id FROM webhook_deliveries WHERE id = ?")
         .bind(delivery)
@@ -410,5 +416,5 @@ async fn edits_that_can_make_work_claimable_or_due_wake_listeners_from_their_com
     webhooks::retry(store, admin, hook, delivery, now_ms())
         .await
         .expect("retry");
-    assert!(ticked(&mut changes).await, "a retry wakes the sender");
+    assert!(ticked(&mut outbox).await, "a retry wakes the sender");
 }

@@ -127,7 +127,9 @@ impl WebhookSender {
 
     pub async fn run(self, stop: StopSignal) {
         let this = Arc::new(self);
-        let mut changes = this.state.changes.subscribe();
+        // Woken by commits that gave it work (outbox rows, a re-enabled
+        // endpoint, a retry), not by every commit.
+        let mut changes = this.state.store.outbox.subscribe();
         let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut pruned_at: Option<Instant> = None;

@@ -61,8 +61,12 @@ pub struct Store {
     pub writer: SqlitePool,
     pub reader: SqlitePool,
     /// Ticks after every committed change (wakes long-polls, SSE streams
-    /// and the webhook sender); the writer thread is what ticks it.
+    /// and sync); the writer thread is what ticks it.
     pub changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Ticks after a commit that gave the webhook sender work (outbox
+    /// rows, a re-enabled endpoint, a retry), so that the sender does not
+    /// read the outbox after every commit.
+    pub outbox: Arc<tokio::sync::watch::Sender<u64>>,
     /// Working tokens by secret hash (see `auth_cache`).
     pub auth: Arc<auth_cache::AuthCache>,
     path: PathBuf,
@@ -137,12 +141,18 @@ impl Store {
             .await
             .map_err(open_err)?;
         let changes = Arc::new(tokio::sync::watch::channel(0).0);
-        let commands = writer::Writer::start(&path, durability, changes.clone())?;
+        let outbox = Arc::new(tokio::sync::watch::channel(0).0);
+        let signals = writer::Signals {
+            changes: changes.clone(),
+            outbox: outbox.clone(),
+        };
+        let commands = writer::Writer::start(&path, durability, signals)?;
         Ok(Self {
             commands,
             writer,
             reader,
             changes,
+            outbox,
             auth: Arc::default(),
             path,
         })

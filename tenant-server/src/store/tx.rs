@@ -240,6 +240,7 @@ fn enqueue_webhooks(tx: &Tx<'_>, event_id: i64, event: &NewEvent) -> rusqlite::R
     if subscribed.is_empty() {
         return Ok(());
     }
+    tx.mark_outbox();
     let payload = webhook_payload(tx, event_id, event)?.to_string();
     let mut insert = tx.prepare_cached(
         "INSERT INTO webhook_deliveries (webhook_id, event_id, message_id, type, payload, status, next_attempt_at, created_at) \

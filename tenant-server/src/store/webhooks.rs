@@ -357,7 +357,7 @@ pub(crate) fn update(
     ])?;
     if change.re_enabled {
         // Its pending deliveries are due again.
-        tx.mark_changed();
+        tx.mark_outbox();
     }
     load_tx(tx, id)?.ok_or_else(|| not_found("webhook"))
 }
@@ -411,7 +411,7 @@ pub(crate) fn retry(
     if done == 0 {
         return Err(not_found("delivery"));
     }
-    tx.mark_changed();
+    tx.mark_outbox();
     Ok(())
 }
 

@@ -55,6 +55,7 @@ pub enum WriterError {
 pub struct Tx<'c> {
     conn: &'c Connection,
     changed: Cell<bool>,
+    outbox: Cell<bool>,
 }
 
 impl<'c> Tx<'c> {
@@ -62,6 +63,7 @@ impl<'c> Tx<'c> {
         Self {
             conn,
             changed: Cell::new(false),
+            outbox: Cell::new(false),
         }
     }
 
@@ -72,6 +74,17 @@ impl<'c> Tx<'c> {
 
     pub fn changed(&self) -> bool {
         self.changed.get()
+    }
+
+    /// Says the command gave the webhook sender work (outbox rows, a new
+    /// or re-enabled endpoint, a retry): only such commits wake it, so an
+    /// instance without webhooks reads no outbox per commit.
+    pub fn mark_outbox(&self) {
+        self.outbox.set(true);
+    }
+
+    pub fn outbox(&self) -> bool {
+        self.outbox.get()
     }
 }
 
@@ -86,10 +99,20 @@ impl std::ops::Deref for Tx<'_> {
 struct Ran {
     ok: bool,
     changed: bool,
+    outbox: bool,
     answer: Box<dyn FnOnce(Result<(), Arc<rusqlite::Error>>) + Send>,
 }
 
 type Job = Box<dyn FnOnce(&Tx<'_>) -> Ran + Send>;
+
+/// The watch channels the writer ticks after a commit.
+#[derive(Clone)]
+pub struct Signals {
+    /// Something readers should hear about changed (SSE, long-polls, sync).
+    pub changes: Arc<watch::Sender<u64>>,
+    /// The webhook sender has work.
+    pub outbox: Arc<watch::Sender<u64>>,
+}
 
 /// The handle edges and commands use; cheap to clone.
 #[derive(Clone)]
@@ -144,12 +167,14 @@ pub fn open_connection(path: &Path, durability: super::Durability) -> rusqlite::
 }
 
 impl Writer {
-    /// Opens the write connection and starts the thread. `changes` ticks
+    /// Opens the write connection and starts the thread. `signals.changes`
+    /// ticks after every commit that changed something, `signals.outbox`
+    /// after every commit that gave the webhook sender work.
     /// after every commit that changed something.
     pub fn start(
         path: &Path,
         durability: super::Durability,
-        changes: Arc<watch::Sender<u64>>,
+        signals: Signals,
     ) -> Result<Self, WriterError> {
         let conn = open_connection(path, durability)?;
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -157,7 +182,7 @@ impl Writer {
         let counted = counters.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_thread(&conn, &queue, &changes, &counted))
+            .spawn(move || run_thread(&conn, &queue, &signals, &counted))
             .map_err(WriterError::Spawn)?;
         Ok(Self { jobs, counters })
     }
@@ -185,6 +210,7 @@ impl Writer {
             Ran {
                 ok,
                 changed: ok && tx.changed(),
+                outbox: ok && tx.outbox(),
                 answer: Box::new(move |commit| {
                     let result = match (result, commit) {
                         (Ok(_), Err(e)) => Err(WriterError::Commit(e).into()),
@@ -206,7 +232,7 @@ impl Writer {
 fn run_thread(
     conn: &Connection,
     queue: &mpsc::Receiver<Job>,
-    changes: &watch::Sender<u64>,
+    signals: &Signals,
     counters: &Counters,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
@@ -222,21 +248,32 @@ fn run_thread(
         counters
             .commands
             .fetch_add(group.len() as u64, Ordering::Relaxed);
-        if run_group(conn, &mut group) {
-            changes.send_modify(|n| *n = n.wrapping_add(1));
+        let (changed, outbox) = run_group(conn, &mut group);
+        if changed {
+            signals.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if outbox {
+            signals.outbox.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 }
 
-/// Executes one group as one transaction; returns whether it changed anything.
-fn run_group(conn: &Connection, group: &mut Vec<Job>) -> bool {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+/// Runs one of the group's bookkeeping statements (`BEGIN`, `SAVEPOINT`,
+/// `RELEASE`, …) from the statement cache: parsed once, not per command.
+fn bookkeeping(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Executes one group as one transaction; returns whether it changed
+/// anything and whether it gave the webhook sender work.
+fn run_group(conn: &Connection, group: &mut Vec<Job>) -> (bool, bool) {
+    if let Err(e) = bookkeeping(conn, "BEGIN IMMEDIATE") {
         let e = Arc::new(e);
         tracing::error!(error = %e, "writer: cannot begin a transaction");
         // Outside a transaction nothing may run: dropping the commands
         // answers their waiters with `Abandoned`.
         group.clear();
-        return false;
+        return (false, false);
     }
     let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
     let mut broken: Option<rusqlite::Error> = None;
@@ -245,7 +282,7 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> bool {
             drop(job);
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT command") {
+        if let Err(e) = bookkeeping(conn, "SAVEPOINT command") {
             broken = Some(e);
             drop(job);
             continue;
@@ -265,11 +302,12 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> bool {
             }
         };
         let end = if outcome.ok {
-            "RELEASE command"
+            bookkeeping(conn, "RELEASE command")
         } else {
-            "ROLLBACK TO command; RELEASE command"
+            bookkeeping(conn, "ROLLBACK TO command")
+                .and_then(|()| bookkeeping(conn, "RELEASE command"))
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             broken = Some(e);
         }
         ran.push(outcome);
@@ -280,17 +318,18 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> bool {
             let _ = conn.execute_batch("ROLLBACK");
             Err(Arc::new(e))
         }
-        None => conn.execute_batch("COMMIT").map_err(|e| {
+        None => bookkeeping(conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "writer: commit failed; rolling back the group");
             let _ = conn.execute_batch("ROLLBACK");
             Arc::new(e)
         }),
     };
     let changed = commit.is_ok() && ran.iter().any(|r| r.changed);
+    let outbox = commit.is_ok() && ran.iter().any(|r| r.outbox);
     for r in ran {
         (r.answer)(commit.clone());
     }
-    changed
+    (changed, outbox)
 }
 
 #[cfg(test)]
