@@ -68,6 +68,8 @@ cargo bench -p tenant-server --bench queue -- [OPTIONS]
   --cold-starts N       restarts measured for cold start             [7]
   --sync full|normal    SQLite synchronous, server and raw loop      [full]
   --dir PATH            where the temporary databases go             [system temp]
+  --server PATH         the taskharbor binary to measure  [this build's release binary]
+                        (e.g. one built with `--profile small`, see BENCHMARKS.md)
 
 Every option also reads TH_BENCH_<NAME> (e.g. TH_BENCH_WORKERS=8,
 TH_BENCH_QUICK=1); arguments win over the environment.";
@@ -87,6 +89,14 @@ struct Options {
     cold_starts: usize,
     sync: Durability,
     dir: Option<PathBuf>,
+    server: Option<PathBuf>,
+}
+
+/// The server binary every run starts (`--server`, else this build's).
+static SERVER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn server_bin() -> &'static Path {
+    SERVER.get_or_init(|| PathBuf::from(SERVER_BIN))
 }
 
 impl Options {
@@ -161,6 +171,7 @@ impl Options {
             cold_starts: num("cold-starts", d.cold_starts as u64)?.max(1) as usize,
             sync,
             dir: get("dir").map(PathBuf::from),
+            server: get("server").map(PathBuf::from),
         })
     }
 
@@ -207,6 +218,9 @@ impl Options {
         if self.sync != defaults.sync {
             extra.push(format!("--sync {}", self.sync_arg()));
         }
+        if let Some(server) = &self.server {
+            extra.push(format!("--server {}", server.display()));
+        }
         if !extra.is_empty() {
             cmd.push_str(" -- ");
             cmd.push_str(&extra.join(" "));
@@ -228,6 +242,7 @@ impl Options {
                 cold_starts: 3,
                 sync: Durability::Full,
                 dir: None,
+                server: None,
             }
         } else {
             Self {
@@ -242,6 +257,7 @@ impl Options {
                 cold_starts: 7,
                 sync: Durability::Full,
                 dir: None,
+                server: None,
             }
         }
     }
@@ -620,7 +636,7 @@ impl Server {
     ) -> Result<(Self, Duration)> {
         let port = free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        let mut command = Command::new(SERVER_BIN);
+        let mut command = Command::new(server_bin());
         command
             .args(["--listen", &listen, "--data-dir"])
             .arg(data_dir)
@@ -931,6 +947,28 @@ impl Endpoint {
     }
 }
 
+/// `taskharbor_writer_commands_total` and `taskharbor_writer_groups_total`
+/// from the server's `/metrics`.
+async fn writer_counters(client: &reqwest::Client, base: &str) -> Option<(u64, u64)> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    Some((
+        value("taskharbor_writer_commands_total ")?,
+        value("taskharbor_writer_groups_total ")?,
+    ))
+}
+
 /// Samples the server's RSS and keeps the largest value seen.
 fn watch_rss(pid: u32, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
@@ -1152,6 +1190,11 @@ struct ScaleRow {
 
 fn main() -> Result<()> {
     let options = Options::parse()?;
+    if let Some(server) = &options.server {
+        SERVER
+            .set(server.clone())
+            .map_err(|_| "the server binary was already chosen")?;
+    }
     // Two worker threads: the machine the targets are set for has 2 cores,
     // and the server has its own runtime in its own process.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1251,11 +1294,13 @@ async fn run(options: Options) -> Result<()> {
         options.workers,
         options.duration.as_secs()
     ));
+    let groups_before = writer_counters(&client, &server.base).await;
     let peak = measured(
         server.pid,
         closed_loop(&endpoint, &tokens, options.duration),
     )
     .await;
+    let groups_after = writer_counters(&client, &server.base).await;
     let peak_rate = peak.claims_per_s();
 
     // 3. Half load, open loop.
@@ -1503,6 +1548,15 @@ async fn run(options: Options) -> Result<()> {
         raw.claim_tx.mean_ms(),
         raw.complete_tx.mean_ms()
     )?;
+    if let (Some((c0, g0)), Some((c1, g1))) = (groups_before, groups_after) {
+        let (commands, groups) = (c1.saturating_sub(c0), g1.saturating_sub(g0));
+        writeln!(
+            w,
+            "- Group commit during the peak run: {commands} writer commands in {groups} transactions \
+             ({:.2} commands per commit).",
+            commands as f64 / groups.max(1) as f64
+        )?;
+    }
     writeln!(
         w,
         "- CPU during the peak run: server {:.1} s user + {:.1} s system ({:.0} % of one core, {:.0} µs per claim cycle), \
