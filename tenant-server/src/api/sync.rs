@@ -377,6 +377,8 @@ pub async fn store_link(
         last_error: None,
         created_at,
         updated_at: now,
+        comment_poll_since: None,
+        comment_poll_etag: None,
     };
     db::save_link(&state.store.writer, &row)
         .await

@@ -6,8 +6,8 @@
 
 use super::limiter::{CallKind, Limiter};
 use super::provider::{
-    IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError, ProviderResult,
-    RemoteComment, RemoteIssue, sorted_labels,
+    CommentPage, IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError,
+    ProviderResult, RemoteComment, RemoteIssue, sorted_labels,
 };
 use http::HeaderMap;
 use http::header::{ETAG, IF_NONE_MATCH, LINK};
@@ -92,6 +92,16 @@ pub struct GhComment {
     pub body: Option<String>,
     #[serde(default)]
     pub user: Option<GhUser>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// `…/repos/{owner}/{repo}/issues/{number}`: which issue it is on.
+    #[serde(default)]
+    pub issue_url: Option<String>,
+}
+
+/// The issue number at the end of an `issue_url`.
+pub fn number_of_issue_url(url: &str) -> Option<i64> {
+    url.trim_end_matches('/').rsplit('/').next()?.parse().ok()
 }
 
 impl From<GhComment> for RemoteComment {
@@ -100,6 +110,8 @@ impl From<GhComment> for RemoteComment {
             id: c.id,
             body: c.body.unwrap_or_default(),
             author: c.user.map(|u| u.login).unwrap_or_default(),
+            updated_at: c.updated_at.unwrap_or_default(),
+            number: c.issue_url.as_deref().and_then(number_of_issue_url),
         }
     }
 }
@@ -411,5 +423,72 @@ impl Provider for GitHub {
         Self::check(status, &text)?;
         let comments: Vec<GhComment> = Self::parse(&text)?;
         Ok(comments.into_iter().map(RemoteComment::from).collect())
+    }
+
+    async fn update_comment(
+        &self,
+        _number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment> {
+        let (status, _, text) = self
+            .send(
+                CallKind::Mutation,
+                self.client._patch(
+                    self.repo_path(&format!("/issues/comments/{comment_id}")),
+                    Some(&GhCreateComment { body }),
+                ),
+            )
+            .await?;
+        Self::check(status, &text)?;
+        Ok(Self::parse::<GhComment>(&text)?.into())
+    }
+
+    async fn poll_comments(&self, query: &IssueQuery) -> ProviderResult<Option<CommentPage>> {
+        let uri = match &query.page_url {
+            Some(url) => url.clone(),
+            None => {
+                let mut uri = self.repo_path(&format!(
+                    "/issues/comments?sort=updated&direction=asc&per_page={}",
+                    query.per_page.clamp(1, 100)
+                ));
+                if let Some(since) = &query.since {
+                    uri.push_str("&since=");
+                    uri.push_str(
+                        &url::form_urlencoded::byte_serialize(since.as_bytes()).collect::<String>(),
+                    );
+                }
+                uri
+            }
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(etag) = query.etag.as_deref().and_then(|e| e.parse().ok()) {
+            headers.insert(IF_NONE_MATCH, etag);
+        }
+        let (status, answer_headers, text) = self
+            .send(
+                CallKind::Read,
+                self.client._get_with_headers(uri, Some(headers)),
+            )
+            .await?;
+        Self::check(status, &text)?;
+        let etag = answer_headers
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status == 304 {
+            return Ok(Some(CommentPage {
+                etag: etag.or_else(|| query.etag.clone()),
+                not_modified: true,
+                ..CommentPage::default()
+            }));
+        }
+        let comments: Vec<GhComment> = Self::parse(&text)?;
+        Ok(Some(CommentPage {
+            comments: comments.into_iter().map(RemoteComment::from).collect(),
+            next: next_link(&answer_headers),
+            etag,
+            not_modified: false,
+        }))
     }
 }

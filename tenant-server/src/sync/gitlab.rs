@@ -6,8 +6,8 @@
 
 use super::limiter::{CallKind, Limiter};
 use super::provider::{
-    IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError, ProviderResult,
-    RemoteComment, RemoteIssue, sorted_labels,
+    CommentPage, IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError,
+    ProviderResult, RemoteComment, RemoteIssue, sorted_labels,
 };
 use crate::delivery::ssrf::PublicOnlyResolver;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
@@ -82,6 +82,22 @@ pub struct GlNote {
     /// System notes ("changed the description") are not comments.
     #[serde(default)]
     pub system: bool,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub noteable_iid: Option<i64>,
+}
+
+impl From<GlNote> for RemoteComment {
+    fn from(n: GlNote) -> Self {
+        Self {
+            id: n.id,
+            body: n.body,
+            author: n.author.map(|a| a.username).unwrap_or_default(),
+            updated_at: n.updated_at.unwrap_or_default(),
+            number: n.noteable_iid,
+        }
+    }
 }
 
 /// `POST /projects/:id/issues` and `PUT /projects/:id/issues/:iid`.
@@ -341,12 +357,7 @@ impl Provider for GitLab {
                     .json(&GlCreateNote { body }),
             )
             .await?;
-        let note: GlNote = Self::parse(&text)?;
-        Ok(RemoteComment {
-            id: note.id,
-            body: note.body,
-            author: note.author.map(|a| a.username).unwrap_or_default(),
-        })
+        Ok(Self::parse::<GlNote>(&text)?.into())
     }
 
     async fn list_comments(&self, number: i64) -> ProviderResult<Vec<RemoteComment>> {
@@ -363,11 +374,32 @@ impl Provider for GitLab {
         Ok(notes
             .into_iter()
             .filter(|n| !n.system)
-            .map(|n| RemoteComment {
-                id: n.id,
-                body: n.body,
-                author: n.author.map(|a| a.username).unwrap_or_default(),
-            })
+            .map(RemoteComment::from)
             .collect())
+    }
+
+    async fn update_comment(
+        &self,
+        number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment> {
+        let (_, _, text) = self
+            .send(
+                CallKind::Mutation,
+                self.request(
+                    Method::PUT,
+                    &self.url(&format!("/issues/{number}/notes/{comment_id}")),
+                )
+                .json(&GlCreateNote { body }),
+            )
+            .await?;
+        Ok(Self::parse::<GlNote>(&text)?.into())
+    }
+
+    /// GitLab has no repository-wide notes listing: the reconciler reads
+    /// the notes of each issue its issue poll saw updated.
+    async fn poll_comments(&self, _query: &IssueQuery) -> ProviderResult<Option<CommentPage>> {
+        Ok(None)
     }
 }

@@ -27,8 +27,8 @@ use crate::config::Switch;
 use limiter::Limiter;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use provider::{
-    IssueChange, IssuePage, IssueQuery, Provider, ProviderError, ProviderResult, RemoteComment,
-    RemoteIssue,
+    CommentPage, IssueChange, IssuePage, IssueQuery, Provider, ProviderError, ProviderResult,
+    RemoteComment, RemoteIssue,
 };
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -177,6 +177,14 @@ impl ProviderKind {
         }
     }
 
+    /// The provider's name in prose.
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::Github => "GitHub",
+            Self::Gitlab => "GitLab",
+        }
+    }
+
     pub fn default_api_url(self) -> &'static str {
         match self {
             Self::Github => github::DEFAULT_API_URL,
@@ -296,6 +304,25 @@ impl Provider for AnyProvider {
         match self {
             Self::GitHub(p) => p.list_comments(number).await,
             Self::GitLab(p) => p.list_comments(number).await,
+        }
+    }
+
+    async fn update_comment(
+        &self,
+        number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment> {
+        match self {
+            Self::GitHub(p) => p.update_comment(number, comment_id, body).await,
+            Self::GitLab(p) => p.update_comment(number, comment_id, body).await,
+        }
+    }
+
+    async fn poll_comments(&self, query: &IssueQuery) -> ProviderResult<Option<CommentPage>> {
+        match self {
+            Self::GitHub(p) => p.poll_comments(query).await,
+            Self::GitLab(p) => p.poll_comments(query).await,
         }
     }
 }

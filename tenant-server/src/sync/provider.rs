@@ -54,6 +54,20 @@ pub struct RemoteComment {
     pub id: i64,
     pub body: String,
     pub author: String,
+    /// Provider timestamp (RFC 3339); empty when the provider gave none.
+    pub updated_at: String,
+    /// The issue it belongs to, when the answer says (GitHub's
+    /// repository-wide listing names it only by `issue_url`).
+    pub number: Option<i64>,
+}
+
+/// One page of a repository-wide comment listing.
+#[derive(Debug, Clone, Default)]
+pub struct CommentPage {
+    pub comments: Vec<RemoteComment>,
+    pub next: Option<String>,
+    pub etag: Option<String>,
+    pub not_modified: bool,
 }
 
 /// One page of a listing.
@@ -137,6 +151,17 @@ pub trait Provider {
     async fn create_comment(&self, number: i64, body: &str) -> ProviderResult<RemoteComment>;
     /// The issue's comments, oldest first (one page of up to 100).
     async fn list_comments(&self, number: i64) -> ProviderResult<Vec<RemoteComment>>;
+    /// Replaces a comment's text (the board's copy wins over a remote edit).
+    async fn update_comment(
+        &self,
+        number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment>;
+    /// The repository's comments updated at or after `query.since`, if the
+    /// provider lists them repository-wide (GitHub); `None` if it does not
+    /// (GitLab: the reconciler reads the notes of each updated issue).
+    async fn poll_comments(&self, query: &IssueQuery) -> ProviderResult<Option<CommentPage>>;
 }
 
 /// Normalises a label list: sorted, unique.

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use taskharbor::sync::ProviderKind;
 use taskharbor::sync::github::GitHub;
-use taskharbor::sync::hooks::{Delivery, parse_delivery};
+use taskharbor::sync::hooks::{CommentAction, Delivery, parse_delivery};
 use taskharbor::sync::limiter::Limiter;
 use taskharbor::sync::provider::{IssueQuery, Provider};
 
@@ -95,15 +95,30 @@ fn every_issue_and_comment_example_from_github_parses() {
                 }
                 (
                     Delivery::Comment {
-                        number, remote_id, ..
+                        number,
+                        remote_id,
+                        body,
+                        updated_at,
+                        action: kind,
+                        ..
                     },
                     "issue_comment",
-                    "created",
+                    "created" | "edited" | "deleted",
                 ) => {
                     assert_eq!(*number, expected_number);
                     assert_eq!(*remote_id, example["comment"]["id"].as_i64().expect("id"));
+                    assert_eq!(body, example["comment"]["body"].as_str().unwrap_or(""));
+                    assert_eq!(
+                        updated_at,
+                        example["comment"]["updated_at"].as_str().unwrap_or("")
+                    );
+                    let want = if action == "deleted" {
+                        CommentAction::Deleted
+                    } else {
+                        CommentAction::Upsert
+                    };
+                    assert_eq!(*kind, want, "{action}");
                 }
-                (Delivery::Ignored, "issue_comment", "edited" | "deleted") => {}
                 other => panic!("{event}/{action}: unexpected {other:?}"),
             }
             seen += 1;
@@ -200,6 +215,21 @@ async fn the_github_stand_in_answers_as_githubs_openapi_description_says() {
         "oas-1",
     )
     .await;
+    // Someone edits our mirrored comment: the board's text is PATCHed back.
+    let mirrored = wait_for(10, "comment mirrored", || {
+        remote.lock().comments.first().map(|c| c.id)
+    })
+    .await;
+    remote.lock().edit_comment(mirrored, "vandalised");
+    deliver(
+        &s,
+        board,
+        "issue_comment",
+        &comment_event("edited", number, mirrored, "vandalised", "o"),
+        &secret,
+        "oas-2",
+    )
+    .await;
     remote.fail_next("create_issue", standin::Fault::ApplyThenStatus(502));
     s.item_with(board, json!({"title": "Second"})).await;
     eventually(10, "all kinds recorded", || async {
@@ -214,6 +244,12 @@ async fn the_github_stand_in_answers_as_githubs_openapi_description_says() {
             && r.recorded.iter().any(|x| {
                 x.template == "/repos/{owner}/{repo}/issues/{issue_number}" && x.method == "get"
             })
+            && r.recorded
+                .iter()
+                .any(|x| x.template == "/repos/{owner}/{repo}/issues/comments")
+            && r.recorded
+                .iter()
+                .any(|x| x.template == "/repos/{owner}/{repo}/issues/comments/{comment_id}")
     })
     .await;
     let recorded: Vec<Value> = remote
@@ -268,7 +304,7 @@ async fn the_github_stand_in_answers_as_githubs_openapi_description_says() {
         "stand-in answers off GitHub's schema: {out}"
     );
     let checked = out["checked"].as_array().expect("checked").len();
-    assert!(checked >= 6, "only {checked} operations checked: {out}");
+    assert!(checked >= 8, "only {checked} operations checked: {out}");
 }
 
 /// One recorded exchange of an @octokit/fixtures scenario.
