@@ -1,23 +1,33 @@
 //! GitHub (and GitHub Enterprise) through octocrab: octocrab owns the
-//! connection, TLS, authentication and base URL; its retry layer is not
-//! compiled in (the outbox decides about retries, so a lost create never
-//! becomes a duplicate). Each call is one request whose status and
-//! rate-limit headers we read ourselves, into the typed structs below.
+//! requests, authentication and base URL, over a hyper connector of ours
+//! whose resolver is the sync guard (`net`: no private addresses on any
+//! connect); its retry layer is not compiled in (the outbox decides about
+//! retries, so a lost create never becomes a duplicate). Each call is one
+//! request whose status and rate-limit headers we read ourselves, into
+//! the typed structs below.
 
 use super::limiter::{CallKind, Limiter};
+use super::net::{Guard, transport_error};
 use super::provider::{
     CommentPage, IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError,
     ProviderResult, RemoteComment, RemoteIssue, sorted_labels,
 };
-use http::HeaderMap;
-use http::header::{ETAG, IF_NONE_MATCH, LINK};
-use octocrab::Octocrab;
+use http::header::{ETAG, IF_NONE_MATCH, LINK, USER_AGENT};
+use http::{HeaderMap, HeaderValue};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use octocrab::service::middleware::auth_header::AuthHeaderLayer;
+use octocrab::service::middleware::base_uri::BaseUriLayer;
+use octocrab::service::middleware::extra_headers::ExtraHeadersLayer;
+use octocrab::{AuthState, Octocrab, OctocrabBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
+/// How long one call (answer and body) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /repos/{owner}/{repo}` (the fields we read).
 #[derive(Debug, Deserialize)]
@@ -171,14 +181,41 @@ impl GitHub {
         repo: &str,
         token: &SecretString,
         limiter: Arc<Limiter>,
+        guard: Guard,
     ) -> ProviderResult<Self> {
-        let client = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| ProviderError::Protocol(format!("api_url: {e}")))?
-            .personal_token(token.expose_secret().to_owned())
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .set_write_timeout(Some(Duration::from_secs(30)))
+        let bad_url = |e: String| ProviderError::Protocol(format!("api_url: {e}"));
+        let url = url::Url::parse(api_url).map_err(|e| bad_url(e.to_string()))?;
+        guard
+            .check_literal(&url)
+            .map_err(|e| ProviderError::PrivateAddress(e.to_string()))?;
+        let base: http::Uri = api_url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad_url(e.to_string()))?;
+        let mut http = HttpConnector::new_with_resolver(guard);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| ProviderError::Protocol(format!("tls: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        let mut auth: HeaderValue = format!("Bearer {}", token.expose_secret())
+            .parse()
+            .map_err(|_| ProviderError::Unauthorized)?;
+        auth.set_sensitive(true);
+        // The same stack octocrab's own builder makes, minus its connector:
+        // user agent, base URI, and the token only for the API's own host.
+        let client = OctocrabBuilder::new_empty()
+            .with_service(client)
+            .with_layer(&BaseUriLayer::new(base.clone()))
+            .with_layer(&ExtraHeadersLayer::new(Arc::new(vec![(
+                USER_AGENT,
+                HeaderValue::from_static("octocrab"),
+            )])))
+            .with_layer(&AuthHeaderLayer::new(Some(auth), base.clone(), base))
+            .with_auth(AuthState::None)
             .build()
             .map_err(|e| ProviderError::Protocol(format!("client: {e}")))?;
         Ok(Self {
@@ -201,17 +238,18 @@ impl GitHub {
         request: impl Future<Output = octocrab::Result<http::Response<RawBody>>>,
     ) -> ProviderResult<(u16, HeaderMap, String)> {
         self.limiter.ready(kind).await;
-        let response = request.await;
+        let response = tokio::time::timeout(CALL_TIMEOUT, request).await;
         if kind != CallKind::Read {
             self.limiter.mutation_done();
         }
-        let response = response.map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
+        let response = response
+            .map_err(|_| ProviderError::Unknown("no answer in time".into()))?
+            .map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = self
-            .client
-            .body_to_string(response)
+        let body = tokio::time::timeout(CALL_TIMEOUT, self.client.body_to_string(response))
             .await
+            .map_err(|_| ProviderError::Unknown("the answer stalled".into()))?
             .map_err(|e| ProviderError::Unknown(format!("reading the answer: {e}")))?;
         if let Some(wait) = self.limiter.observe(status, &headers, &body) {
             return Err(ProviderError::RateLimited(wait));

@@ -1,15 +1,15 @@
 //! GitLab (gitlab.com and self-managed) through its REST API v4 with
 //! reqwest: issues, notes, labels and `state_event`. One request per
 //! call, no retries of its own; rate-limit answers (429, `Retry-After`,
-//! `RateLimit-*`) go to the limiter. Unless private targets are allowed,
-//! connections resolve through the resolver that drops private addresses.
+//! `RateLimit-*`) go to the limiter. Connections resolve through the
+//! sync guard (`net`), which refuses private addresses on every connect.
 
 use super::limiter::{CallKind, Limiter};
+use super::net::{Guard, transport_error};
 use super::provider::{
     CommentPage, IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError,
     ProviderResult, RemoteComment, RemoteIssue, sorted_labels,
 };
-use crate::delivery::ssrf::PublicOnlyResolver;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use reqwest::{Method, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
@@ -148,17 +148,19 @@ impl GitLab {
         project: &str,
         token: &SecretString,
         limiter: Arc<Limiter>,
-        allow_private: bool,
+        guard: Guard,
     ) -> ProviderResult<Self> {
-        let mut builder = reqwest::Client::builder()
+        let url = url::Url::parse(api_url)
+            .map_err(|e| ProviderError::Protocol(format!("api_url: {e}")))?;
+        guard
+            .check_literal(&url)
+            .map_err(|e| ProviderError::PrivateAddress(e.to_string()))?;
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("TaskHarbor-Sync/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        let http = builder
+            .user_agent(concat!("TaskHarbor-Sync/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(guard))
             .build()
             .map_err(|e| ProviderError::Protocol(format!("client: {e}")))?;
         Ok(Self {
@@ -191,7 +193,7 @@ impl GitLab {
         if kind != CallKind::Read {
             self.limiter.mutation_done();
         }
-        let response = response.map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
+        let response = response.map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response

@@ -116,6 +116,10 @@ pub enum ProviderError {
     /// The provider answered something we cannot read.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// The provider's host resolves to an address sync may not reach;
+    /// no connection was made.
+    #[error("{0}")]
+    PrivateAddress(String),
 }
 
 impl ProviderError {
@@ -124,7 +128,11 @@ impl ProviderError {
     pub fn certainly_not_applied(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited(_) | Self::Unauthorized | Self::NotFound | Self::Rejected { .. }
+            Self::RateLimited(_)
+                | Self::Unauthorized
+                | Self::NotFound
+                | Self::Rejected { .. }
+                | Self::PrivateAddress(_)
         )
     }
 }
