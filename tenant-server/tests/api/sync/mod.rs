@@ -7,6 +7,7 @@ mod comments;
 mod crash;
 mod github;
 mod gitlab;
+mod panel;
 mod private;
 mod simulation;
 pub mod standin;
