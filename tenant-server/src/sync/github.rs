@@ -107,6 +107,9 @@ pub struct GhComment {
     /// `…/repos/{owner}/{repo}/issues/{number}`: which issue it is on.
     #[serde(default)]
     pub issue_url: Option<String>,
+    /// `…/pull/{n}#issuecomment-…` for a comment on a pull request.
+    #[serde(default)]
+    pub html_url: Option<String>,
 }
 
 /// The issue number at the end of an `issue_url`.
@@ -121,7 +124,13 @@ impl From<GhComment> for RemoteComment {
             body: c.body.unwrap_or_default(),
             author: c.user.map(|u| u.login).unwrap_or_default(),
             updated_at: c.updated_at.unwrap_or_default(),
-            number: c.issue_url.as_deref().and_then(number_of_issue_url),
+            // Pull requests are issues to GitHub, never to us: a comment on
+            // one names no issue, so the reconciler passes it by.
+            number: if c.html_url.as_deref().is_some_and(|u| u.contains("/pull/")) {
+                None
+            } else {
+                c.issue_url.as_deref().and_then(number_of_issue_url)
+            },
         }
     }
 }

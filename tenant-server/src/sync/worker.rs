@@ -692,8 +692,25 @@ impl Ctx<'_> {
                     self.add_inbound_comment(item_id, comment, Some(&known))
                         .await
                 }
-                (CommentAction::Upsert, Some(_)) => {
+                (CommentAction::Upsert, Some(board_comment)) => {
                     let hash = mapping::text_hash(&comment.body);
+                    if known.remote_hash.is_none() {
+                        // Imported before fingerprints were kept: the board's
+                        // copy is the baseline.
+                        let same = db::board_comment(reader, board_comment)
+                            .await?
+                            .is_some_and(|(body, _)| mapping::text_hash(&body) == hash);
+                        if same {
+                            db::remote_comment_seen(
+                                &self.state.store.writer,
+                                known.id,
+                                &hash,
+                                &comment.updated_at,
+                            )
+                            .await?;
+                            return Ok("duplicate");
+                        }
+                    }
                     if known.remote_hash.as_deref() == Some(hash.as_str())
                         || known
                             .remote_updated_at
@@ -1086,6 +1103,20 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// A change the board refuses (a rule, a too-long text) is logged and
+    /// passed by, so one bad issue or comment cannot stall the poll; any
+    /// other failure stops it (it is retried from the same place).
+    fn skip_refused<T>(&self, result: Result<T, SyncError>, number: i64) -> Result<(), SyncError> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(SyncError::Command(error)) => {
+                tracing::info!(board = self.link.board_id, number, %error, "not taken from the remote");
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
     /// Catches what webhooks missed: issues updated since the last poll,
     /// then comments.
     async fn reconcile(&self) -> Result<(), SyncError> {
@@ -1118,7 +1149,7 @@ impl Ctx<'_> {
                 if issue.is_pull_request {
                     continue;
                 }
-                self.merge_issue(issue, "").await?;
+                self.skip_refused(self.merge_issue(issue, "").await, issue.number)?;
                 updated.push(issue.number);
                 if newest
                     .as_deref()
@@ -1153,11 +1184,13 @@ impl Ctx<'_> {
         if !self.link.comments {
             return Ok(());
         }
-        // The first poll starts where the link did, like the issue poll.
+        // The first poll starts where the issue poll stands (the link's
+        // creation for a new link), not at the repository's beginning.
         let since = self
             .link
             .comment_poll_since
             .clone()
+            .or_else(|| self.link.poll_since.clone())
             .unwrap_or_else(|| Timestamp(self.link.created_at).to_rfc3339());
         let mut query = IssueQuery {
             since: Some(since.clone()),
@@ -1171,8 +1204,10 @@ impl Ctx<'_> {
             let Some(page) = self.provider.poll_comments(&query).await? else {
                 for &number in updated {
                     for comment in self.provider.list_comments(number).await? {
-                        self.apply_comment(number, &comment, CommentAction::Upsert)
-                            .await?;
+                        let applied = self
+                            .apply_comment(number, &comment, CommentAction::Upsert)
+                            .await;
+                        self.skip_refused(applied, number)?;
                     }
                 }
                 return Ok(());
@@ -1185,8 +1220,10 @@ impl Ctx<'_> {
             }
             for comment in &page.comments {
                 if let Some(number) = comment.number {
-                    self.apply_comment(number, comment, CommentAction::Upsert)
-                        .await?;
+                    let applied = self
+                        .apply_comment(number, comment, CommentAction::Upsert)
+                        .await;
+                    self.skip_refused(applied, number)?;
                 }
                 if comment.updated_at > newest {
                     newest = comment.updated_at.clone();

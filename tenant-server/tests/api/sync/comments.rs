@@ -96,6 +96,53 @@ async fn a_github_comment_whose_webhook_was_lost_arrives_by_polling_exactly_once
         "the polled comment was not mirrored back"
     );
     assert_eq!(remote.lock().count("create_comment"), 1);
+
+    // The reconciler also sees edits: a comment imported before text
+    // fingerprints were kept takes the board's copy as its baseline (no
+    // note for an unchanged text), and a real edit is noted once.
+    let cid = remote.lock().comments[1].id;
+    sqlx::query(
+        "UPDATE sync_comments SET remote_hash = NULL, remote_updated_at = NULL WHERE remote_id = ?",
+    )
+    .bind(cid)
+    .execute(&s.state.store.writer)
+    .await
+    .expect("forget the fingerprint");
+    remote.lock().edit_comment(cid, "Said on GitHub, hook lost");
+    let polls = remote.lock().count("poll_comments");
+    eventually(10, "polled again", || async {
+        remote.lock().count("poll_comments") >= polls + 2
+    })
+    .await;
+    assert_eq!(
+        comments(&s, item).await.len(),
+        2,
+        "no note for the same text"
+    );
+    remote
+        .lock()
+        .edit_comment(cid, "Said on GitHub, then amended");
+    eventually(10, "edit noted", || async {
+        count_with(&comments(&s, item).await, "then amended") == 1
+    })
+    .await;
+    // Comments on pull requests are passed by without a look-up.
+    let pr = remote
+        .lock()
+        .add_issue("A pull request", "", &[], "dev", true);
+    remote.lock().add_comment(pr, "LGTM", "reviewer");
+    let polls = remote.lock().count("poll_comments");
+    eventually(10, "polled again", || async {
+        remote.lock().count("poll_comments") >= polls + 2
+    })
+    .await;
+    assert_eq!(count_with(&comments(&s, item).await, "LGTM"), 0);
+    assert_eq!(
+        remote.lock().count("get_issue"),
+        0,
+        "no look-up for a PR comment"
+    );
+    assert_eq!(comments(&s, item).await.len(), 3);
 }
 
 #[tokio::test]

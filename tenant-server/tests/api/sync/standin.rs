@@ -520,9 +520,17 @@ fn gh_comment_json(remote: &Remote, c: &Comment) -> Value {
         "{}/repos/{repo}/issues/comments/{}",
         remote.base, c.id
     ));
+    // GitHub links a pull request's comments under /pull/.
+    let on_pr = remote
+        .lock()
+        .issues
+        .get(&c.number)
+        .is_some_and(|i| i.is_pull_request);
     v["html_url"] = json!(format!(
-        "https://github.com/{repo}/issues/{}#issuecomment-{}",
-        c.number, c.id
+        "https://github.com/{repo}/{}/{}#issuecomment-{}",
+        if on_pr { "pull" } else { "issues" },
+        c.number,
+        c.id
     ));
     v["created_at"] = json!(c.created_at);
     v["updated_at"] = json!(c.updated_at);
