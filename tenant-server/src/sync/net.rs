@@ -115,20 +115,31 @@ impl Guard {
         }
     }
 
-    /// Checks a link's `api_url` the way a connection will: the literal
-    /// address, or what its name resolves to now.
+    /// Checks a link's `api_url` when it is linked, as strictly as a
+    /// webhook target: the literal address, or every address its name
+    /// resolves to now (one private answer refuses it; connections later
+    /// just skip such answers).
     pub async fn check_url(&self, url: &url::Url) -> Result<(), String> {
         self.check_literal(url).map_err(|e| e.to_string())?;
+        let Some(url::Host::Domain(name)) = url.host() else {
+            return Ok(());
+        };
         if self.allow_private {
             return Ok(());
         }
-        match url.host() {
-            Some(url::Host::Domain(name)) => self
-                .resolve(name)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            _ => Ok(()),
+        let addrs = self
+            .lookup
+            .lookup(name)
+            .await
+            .map_err(|_| format!("host {name} does not resolve"))?;
+        match addrs.iter().find(|ip| !is_public(**ip)) {
+            Some(ip) => Err(PrivateTarget {
+                host: name.to_owned(),
+                ip: *ip,
+            }
+            .to_string()),
+            None if addrs.is_empty() => Err(format!("host {name} does not resolve")),
+            None => Ok(()),
         }
     }
 
@@ -228,7 +239,18 @@ mod tests {
                 .check_literal(&url)
                 .is_err()
         );
-        assert!(Guard::new(mixed, true).check_literal(&url).is_ok());
+        assert!(Guard::new(mixed.clone(), true).check_literal(&url).is_ok());
+        // Linking is stricter than connecting: one private answer refuses.
+        let named = url::Url::parse("https://ghe.example/api").unwrap_or_else(|_| unreachable!());
+        assert!(
+            Guard::new(mixed.clone(), false)
+                .check_url(&named)
+                .await
+                .is_err()
+        );
+        assert!(Guard::new(mixed, true).check_url(&named).await.is_ok());
+        let public = Arc::new(Fixed(vec![ip("1.1.1.1")]));
+        assert!(Guard::new(public, false).check_url(&named).await.is_ok());
     }
 
     #[test]
