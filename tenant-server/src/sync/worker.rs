@@ -966,9 +966,20 @@ impl Ctx<'_> {
             now_ms(),
         )
         .await?;
-        // The pusher compares the board with what the remote now shows and
-        // sends back whatever the board keeps (conflicts, derived labels).
-        db::enqueue(writer, self.link.board_id, item.id, now_ms()).await?;
+        // The pusher sends back whatever the board keeps (conflicts, derived
+        // labels, the footer). Only an item whose remote is behind is
+        // queued, so a poll that finds nothing new leaves `pending` alone;
+        // changes applied above queued theirs through the history trigger.
+        let behind = match self.load_item(item.id).await? {
+            Some(now) => {
+                !mapping::diff(&mapping::desired(&now, &self.footer()), Some(&remote_state))
+                    .is_empty()
+            }
+            None => false,
+        };
+        if behind || conflict.is_some() {
+            db::enqueue(writer, self.link.board_id, item.id, now_ms()).await?;
+        }
         Ok(if conflict.is_some() {
             "conflict"
         } else if applied {
