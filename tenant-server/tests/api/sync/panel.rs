@@ -131,3 +131,61 @@ async fn the_sync_panel_links_pauses_resumes_rotates_and_unlinks_in_headless_chr
     assert_eq!(remote_number(&s, first).await, Some(1));
     assert_eq!(remote.live_issues().len(), 3, "no issue was duplicated");
 }
+
+/// The rule the panel's pause and resume rely on, over the API alone.
+#[tokio::test]
+async fn a_put_without_token_keeps_the_stored_one_and_a_paused_link_queues_without_sending() {
+    let remote = Remote::start(REPO).await;
+    let s = server(0, |_| {}).await;
+    let board = s.board("TKN").await;
+    link_github(&s, board, &remote, "none").await;
+    let put = |body: Value| {
+        let s = &s;
+        async move {
+            s.send(
+                Some(&s.admin),
+                reqwest::Method::PUT,
+                &format!("/api/boards/{board}/sync"),
+                Some(body),
+                &[],
+            )
+            .await
+        }
+    };
+    let again =
+        json!({"provider": "github", "repo": REPO, "api_url": remote.base, "import": "none"});
+    let mut paused = again.clone();
+    paused["enabled"] = json!(false);
+    let link = put(paused).await.expect(200);
+    assert_eq!(link["enabled"], false);
+    assert_eq!(link["state"], "off");
+    assert!(link.get("webhook_secret").is_none(), "not shown again");
+    let sent = remote.lock().requests.len();
+    let item = s.item_with(board, json!({"title": "Waits"})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let link = s
+        .get(&s.admin, &format!("/api/boards/{board}/sync"))
+        .await
+        .expect(200);
+    assert_eq!(link["pending"], 1, "the paused link keeps its outbox");
+    assert_eq!(
+        remote.lock().requests.len(),
+        sent,
+        "nothing sent while paused"
+    );
+    // Resuming without a token: checked with the stored one (the server has none).
+    let link = put(again).await.expect(200);
+    assert_eq!(link["enabled"], true);
+    eventually(10, "drained", || async {
+        s.item_json(item).await["sync"]["state"] == "synced"
+    })
+    .await;
+    // Another provider does not inherit it.
+    let r = put(json!({"provider": "gitlab", "repo": REPO, "api_url": remote.gitlab_url(), "import": "none"})).await;
+    r.expect_error(422, "validation_failed");
+    assert!(
+        r.body["error"]["details"]["token"].is_string(),
+        "{}",
+        r.body
+    );
+}
