@@ -83,6 +83,7 @@
 
   async function afterApi(el, then, data) {
     if (then === 'reload') { location.reload(); return; }
+    if (then === 'sync-linked') { showSyncLinked(el, data); return; }
     if (then === 'secret') {
       const panel = el.closest('.panel') && $('.secret', el.closest('.panel'));
       if (panel && data) {
@@ -146,6 +147,42 @@
       }
     }
   });
+
+  // ---- board settings: the sync panel (the same REST API agents use) ----
+  // A new link shows its webhook URL and secret once, in place of the form.
+  function showSyncLinked(form, link) {
+    const box = $('.secret', form.closest('.panel'));
+    if (!box || !link) { location.reload(); return; }
+    $('.secret-value', box).textContent = link.webhook_secret || '';
+    $('.sync-webhook-url', box).textContent = link.webhook_url || '';
+    form.hidden = true;
+    box.hidden = false;
+    const copy = $('[data-copy]', box);
+    if (copy) copy.focus();
+  }
+
+  // Pause and resume: the link PUT again as it is, with `enabled` flipped
+  // and no token (the server keeps the stored one).
+  const syncPanel = $('#sync[data-board]');
+  if (syncPanel) {
+    syncPanel.addEventListener('click', async (ev) => {
+      const toggle = ev.target.closest('button[data-sync-enabled]');
+      if (!toggle) return;
+      const path = '/api/boards/' + syncPanel.dataset.board + '/sync';
+      toggle.disabled = true;
+      try {
+        const { data: link } = await api('GET', path);
+        await api('PUT', path, {
+          provider: link.provider, repo: link.repo, api_url: link.api_url, import: link.import,
+          comments: link.comments, enabled: toggle.dataset.syncEnabled === 'true',
+        });
+        location.reload();
+      } catch (e) {
+        showMsg($('.msg', syncPanel), e.message, false);
+        toggle.disabled = false;
+      }
+    });
+  }
 
   // ---- lease countdowns ----
   function tickLeases() {

@@ -229,9 +229,16 @@ pub async fn prepare(
         .api_url
         .clone()
         .unwrap_or_else(|| req.provider.default_api_url().to_owned());
-    let url = crate::delivery::ssrf::check_url(&raw_url, state.config.allow_private_webhooks)
+    // The shape here; the address through the same guard every connection uses.
+    let url = crate::delivery::ssrf::check_url(&raw_url, true)
         .await
         .map_err(|e| invalid("api_url", e.to_string()))?;
+    state
+        .sync
+        .guard(state.config.allow_private_webhooks)
+        .check_url(&url)
+        .await
+        .map_err(|e| invalid("api_url", e))?;
     let api_url = url.as_str().trim_end_matches('/').to_owned();
     if let Some(other) =
         db::board_of_repo(&state.store.reader, req.provider.as_str(), &api_url, &repo)
@@ -277,7 +284,7 @@ pub async fn prepare(
             &repo,
             &token,
             limiter,
-            state.config.allow_private_webhooks,
+            state.sync.guard(state.config.allow_private_webhooks),
         )
         .map_err(|e| invalid("api_url", e.to_string()))?;
         match provider.verify().await {
@@ -377,6 +384,8 @@ pub async fn store_link(
         last_error: None,
         created_at,
         updated_at: now,
+        comment_poll_since: None,
+        comment_poll_etag: None,
     };
     db::save_link(&state.store.writer, &row)
         .await

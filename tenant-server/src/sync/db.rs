@@ -30,6 +30,9 @@ pub struct LinkRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The reconciler's comment poll: newest `updated_at` seen, and the ETag.
+    pub comment_poll_since: Option<String>,
+    pub comment_poll_etag: Option<String>,
 }
 
 impl LinkRow {
@@ -41,7 +44,7 @@ impl LinkRow {
 
 const SELECT_LINK: &str = "SELECT board_id, provider, repo, api_url, token_sealed, secret_sealed, previous_secret_sealed, \
     previous_until, nonce, import_mode, comments, enabled, import_next, import_done, poll_since, poll_etag, blocked_until, \
-    last_push_at, last_inbound_at, last_error, created_at, updated_at FROM sync_links";
+    last_push_at, last_inbound_at, last_error, created_at, updated_at, comment_poll_since, comment_poll_etag FROM sync_links";
 
 pub async fn link(pool: &SqlitePool, board_id: i64) -> Result<Option<LinkRow>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT_LINK} WHERE board_id = ?"))
@@ -216,6 +219,24 @@ pub async fn record_poll(
         .bind(board_id)
         .execute(writer)
         .await?;
+    Ok(())
+}
+
+pub async fn record_comment_poll(
+    writer: &SqlitePool,
+    board_id: i64,
+    since: Option<&str>,
+    etag: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sync_links SET comment_poll_since = COALESCE(?, comment_poll_since), comment_poll_etag = ? \
+         WHERE board_id = ?",
+    )
+    .bind(since)
+    .bind(etag)
+    .bind(board_id)
+    .execute(writer)
+    .await?;
     Ok(())
 }
 
@@ -468,7 +489,7 @@ pub async fn outgoing_comments(
     sqlx::query_as(
         "SELECT c.id, c.body, w.name AS author, (s.id IS NOT NULL) AS started FROM comments c \
          JOIN workers w ON w.id = c.author_id LEFT JOIN sync_comments s ON s.comment_id = c.id \
-         WHERE c.item_id = ? AND (s.id IS NULL OR s.remote_id IS NULL) ORDER BY c.id",
+         WHERE c.item_id = ? AND (s.id IS NULL OR (s.remote_id IS NULL AND s.origin = 'board')) ORDER BY c.id",
     )
     .bind(item_id)
     .fetch_all(pool)
@@ -503,14 +524,28 @@ pub async fn comment_mirrored(
     Ok(())
 }
 
-/// Inbound comment bookkeeping: `None` if new, else the board comment (if added yet).
-pub async fn inbound_comment(
+/// A comment known on both sides (or on its way), by its remote id.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KnownComment {
+    pub id: i64,
+    /// The board comment (NULL while an inbound one is being added).
+    pub comment_id: Option<i64>,
+    /// `board`, `remote` or `note`.
+    pub origin: String,
+    pub remote_hash: Option<String>,
+    pub remote_updated_at: Option<String>,
+    pub remote_deleted: bool,
+    pub started_at: i64,
+}
+
+pub async fn known_comment(
     pool: &SqlitePool,
     item_id: i64,
     remote_id: i64,
-) -> Result<Option<(Option<i64>, i64)>, sqlx::Error> {
+) -> Result<Option<KnownComment>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT comment_id, started_at FROM sync_comments WHERE item_id = ? AND remote_id = ?",
+        "SELECT id, comment_id, origin, remote_hash, remote_updated_at, remote_deleted, started_at \
+         FROM sync_comments WHERE item_id = ? AND remote_id = ?",
     )
     .bind(item_id)
     .bind(remote_id)
@@ -518,18 +553,91 @@ pub async fn inbound_comment(
     .await
 }
 
+/// A board comment's text and its author's name (to rebuild our mirror).
+pub async fn board_comment(
+    pool: &SqlitePool,
+    comment_id: i64,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.body, w.name FROM comments c JOIN workers w ON w.id = c.author_id WHERE c.id = ?",
+    )
+    .bind(comment_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records, before the board comment is added, that a remote comment is coming in.
 pub async fn inbound_comment_started(
     writer: &SqlitePool,
     item_id: i64,
     remote_id: i64,
+    hash: &str,
+    updated_at: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sync_comments (item_id, remote_id, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(item_id)
-        .bind(remote_id)
-        .bind(now)
+    sqlx::query(
+        "INSERT INTO sync_comments (item_id, remote_id, started_at, origin, remote_hash, remote_updated_at) \
+         VALUES (?, ?, ?, 'remote', ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(item_id)
+    .bind(remote_id)
+    .bind(now)
+    .bind(hash)
+    .bind(updated_at)
+    .execute(writer)
+    .await?;
+    Ok(())
+}
+
+/// The remote text last seen for a known comment.
+pub async fn remote_comment_seen(
+    writer: &SqlitePool,
+    id: i64,
+    hash: &str,
+    updated_at: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sync_comments SET remote_hash = ?, remote_updated_at = ? WHERE id = ?")
+        .bind(hash)
+        .bind(updated_at)
+        .bind(id)
         .execute(writer)
         .await?;
+    Ok(())
+}
+
+pub async fn remote_comment_deleted(writer: &SqlitePool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sync_comments SET remote_deleted = 1 WHERE id = ?")
+        .bind(id)
+        .execute(writer)
+        .await?;
+    Ok(())
+}
+
+/// Our mirror was deleted remotely: forget it, so the board's comment is posted again.
+pub async fn forget_mirror(writer: &SqlitePool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sync_comments WHERE id = ? AND origin = 'board'")
+        .bind(id)
+        .execute(writer)
+        .await?;
+    Ok(())
+}
+
+/// A board comment that records a remote edit or deletion: it never mirrors out.
+pub async fn note_added(
+    writer: &SqlitePool,
+    item_id: i64,
+    comment_id: i64,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sync_comments (item_id, comment_id, started_at, origin) VALUES (?, ?, ?, 'note') \
+         ON CONFLICT (comment_id) DO NOTHING",
+    )
+    .bind(item_id)
+    .bind(comment_id)
+    .bind(now)
+    .execute(writer)
+    .await?;
     Ok(())
 }
 

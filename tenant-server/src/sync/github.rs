@@ -1,23 +1,33 @@
 //! GitHub (and GitHub Enterprise) through octocrab: octocrab owns the
-//! connection, TLS, authentication and base URL; its retry layer is not
-//! compiled in (the outbox decides about retries, so a lost create never
-//! becomes a duplicate). Each call is one request whose status and
-//! rate-limit headers we read ourselves, into the typed structs below.
+//! requests, authentication and base URL, over a hyper connector of ours
+//! whose resolver is the sync guard (`net`: no private addresses on any
+//! connect); its retry layer is not compiled in (the outbox decides about
+//! retries, so a lost create never becomes a duplicate). Each call is one
+//! request whose status and rate-limit headers we read ourselves, into
+//! the typed structs below.
 
 use super::limiter::{CallKind, Limiter};
+use super::net::{Guard, transport_error};
 use super::provider::{
-    IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError, ProviderResult,
-    RemoteComment, RemoteIssue, sorted_labels,
+    CommentPage, IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError,
+    ProviderResult, RemoteComment, RemoteIssue, sorted_labels,
 };
-use http::HeaderMap;
-use http::header::{ETAG, IF_NONE_MATCH, LINK};
-use octocrab::Octocrab;
+use http::header::{ETAG, IF_NONE_MATCH, LINK, USER_AGENT};
+use http::{HeaderMap, HeaderValue};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use octocrab::service::middleware::auth_header::AuthHeaderLayer;
+use octocrab::service::middleware::base_uri::BaseUriLayer;
+use octocrab::service::middleware::extra_headers::ExtraHeadersLayer;
+use octocrab::{AuthState, Octocrab, OctocrabBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
+/// How long one call (answer and body) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /repos/{owner}/{repo}` (the fields we read).
 #[derive(Debug, Deserialize)]
@@ -92,6 +102,19 @@ pub struct GhComment {
     pub body: Option<String>,
     #[serde(default)]
     pub user: Option<GhUser>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// `…/repos/{owner}/{repo}/issues/{number}`: which issue it is on.
+    #[serde(default)]
+    pub issue_url: Option<String>,
+    /// `…/pull/{n}#issuecomment-…` for a comment on a pull request.
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+/// The issue number at the end of an `issue_url`.
+pub fn number_of_issue_url(url: &str) -> Option<i64> {
+    url.trim_end_matches('/').rsplit('/').next()?.parse().ok()
 }
 
 impl From<GhComment> for RemoteComment {
@@ -100,6 +123,14 @@ impl From<GhComment> for RemoteComment {
             id: c.id,
             body: c.body.unwrap_or_default(),
             author: c.user.map(|u| u.login).unwrap_or_default(),
+            updated_at: c.updated_at.unwrap_or_default(),
+            // Pull requests are issues to GitHub, never to us: a comment on
+            // one names no issue, so the reconciler passes it by.
+            number: if c.html_url.as_deref().is_some_and(|u| u.contains("/pull/")) {
+                None
+            } else {
+                c.issue_url.as_deref().and_then(number_of_issue_url)
+            },
         }
     }
 }
@@ -159,14 +190,41 @@ impl GitHub {
         repo: &str,
         token: &SecretString,
         limiter: Arc<Limiter>,
+        guard: Guard,
     ) -> ProviderResult<Self> {
-        let client = Octocrab::builder()
-            .base_uri(api_url)
-            .map_err(|e| ProviderError::Protocol(format!("api_url: {e}")))?
-            .personal_token(token.expose_secret().to_owned())
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .set_write_timeout(Some(Duration::from_secs(30)))
+        let bad_url = |e: String| ProviderError::Protocol(format!("api_url: {e}"));
+        let url = url::Url::parse(api_url).map_err(|e| bad_url(e.to_string()))?;
+        guard
+            .check_literal(&url)
+            .map_err(|e| ProviderError::PrivateAddress(e.to_string()))?;
+        let base: http::Uri = api_url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad_url(e.to_string()))?;
+        let mut http = HttpConnector::new_with_resolver(guard);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| ProviderError::Protocol(format!("tls: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+        let mut auth: HeaderValue = format!("Bearer {}", token.expose_secret())
+            .parse()
+            .map_err(|_| ProviderError::Unauthorized)?;
+        auth.set_sensitive(true);
+        // The same stack octocrab's own builder makes, minus its connector:
+        // user agent, base URI, and the token only for the API's own host.
+        let client = OctocrabBuilder::new_empty()
+            .with_service(client)
+            .with_layer(&BaseUriLayer::new(base.clone()))
+            .with_layer(&ExtraHeadersLayer::new(Arc::new(vec![(
+                USER_AGENT,
+                HeaderValue::from_static("octocrab"),
+            )])))
+            .with_layer(&AuthHeaderLayer::new(Some(auth), base.clone(), base))
+            .with_auth(AuthState::None)
             .build()
             .map_err(|e| ProviderError::Protocol(format!("client: {e}")))?;
         Ok(Self {
@@ -189,17 +247,18 @@ impl GitHub {
         request: impl Future<Output = octocrab::Result<http::Response<RawBody>>>,
     ) -> ProviderResult<(u16, HeaderMap, String)> {
         self.limiter.ready(kind).await;
-        let response = request.await;
+        let response = tokio::time::timeout(CALL_TIMEOUT, request).await;
         if kind != CallKind::Read {
             self.limiter.mutation_done();
         }
-        let response = response.map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
+        let response = response
+            .map_err(|_| ProviderError::Unknown("no answer in time".into()))?
+            .map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = self
-            .client
-            .body_to_string(response)
+        let body = tokio::time::timeout(CALL_TIMEOUT, self.client.body_to_string(response))
             .await
+            .map_err(|_| ProviderError::Unknown("the answer stalled".into()))?
             .map_err(|e| ProviderError::Unknown(format!("reading the answer: {e}")))?;
         if let Some(wait) = self.limiter.observe(status, &headers, &body) {
             return Err(ProviderError::RateLimited(wait));
@@ -411,5 +470,72 @@ impl Provider for GitHub {
         Self::check(status, &text)?;
         let comments: Vec<GhComment> = Self::parse(&text)?;
         Ok(comments.into_iter().map(RemoteComment::from).collect())
+    }
+
+    async fn update_comment(
+        &self,
+        _number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment> {
+        let (status, _, text) = self
+            .send(
+                CallKind::Mutation,
+                self.client._patch(
+                    self.repo_path(&format!("/issues/comments/{comment_id}")),
+                    Some(&GhCreateComment { body }),
+                ),
+            )
+            .await?;
+        Self::check(status, &text)?;
+        Ok(Self::parse::<GhComment>(&text)?.into())
+    }
+
+    async fn poll_comments(&self, query: &IssueQuery) -> ProviderResult<Option<CommentPage>> {
+        let uri = match &query.page_url {
+            Some(url) => url.clone(),
+            None => {
+                let mut uri = self.repo_path(&format!(
+                    "/issues/comments?sort=updated&direction=asc&per_page={}",
+                    query.per_page.clamp(1, 100)
+                ));
+                if let Some(since) = &query.since {
+                    uri.push_str("&since=");
+                    uri.push_str(
+                        &url::form_urlencoded::byte_serialize(since.as_bytes()).collect::<String>(),
+                    );
+                }
+                uri
+            }
+        };
+        let mut headers = HeaderMap::new();
+        if let Some(etag) = query.etag.as_deref().and_then(|e| e.parse().ok()) {
+            headers.insert(IF_NONE_MATCH, etag);
+        }
+        let (status, answer_headers, text) = self
+            .send(
+                CallKind::Read,
+                self.client._get_with_headers(uri, Some(headers)),
+            )
+            .await?;
+        Self::check(status, &text)?;
+        let etag = answer_headers
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status == 304 {
+            return Ok(Some(CommentPage {
+                etag: etag.or_else(|| query.etag.clone()),
+                not_modified: true,
+                ..CommentPage::default()
+            }));
+        }
+        let comments: Vec<GhComment> = Self::parse(&text)?;
+        Ok(Some(CommentPage {
+            comments: comments.into_iter().map(RemoteComment::from).collect(),
+            next: next_link(&answer_headers),
+            etag,
+            not_modified: false,
+        }))
     }
 }

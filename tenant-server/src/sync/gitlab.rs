@@ -1,15 +1,15 @@
 //! GitLab (gitlab.com and self-managed) through its REST API v4 with
 //! reqwest: issues, notes, labels and `state_event`. One request per
 //! call, no retries of its own; rate-limit answers (429, `Retry-After`,
-//! `RateLimit-*`) go to the limiter. Unless private targets are allowed,
-//! connections resolve through the resolver that drops private addresses.
+//! `RateLimit-*`) go to the limiter. Connections resolve through the
+//! sync guard (`net`), which refuses private addresses on every connect.
 
 use super::limiter::{CallKind, Limiter};
+use super::net::{Guard, transport_error};
 use super::provider::{
-    IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError, ProviderResult,
-    RemoteComment, RemoteIssue, sorted_labels,
+    CommentPage, IssueChange, IssuePage, IssueQuery, IssueState, Provider, ProviderError,
+    ProviderResult, RemoteComment, RemoteIssue, sorted_labels,
 };
-use crate::delivery::ssrf::PublicOnlyResolver;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use reqwest::{Method, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
@@ -82,6 +82,22 @@ pub struct GlNote {
     /// System notes ("changed the description") are not comments.
     #[serde(default)]
     pub system: bool,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub noteable_iid: Option<i64>,
+}
+
+impl From<GlNote> for RemoteComment {
+    fn from(n: GlNote) -> Self {
+        Self {
+            id: n.id,
+            body: n.body,
+            author: n.author.map(|a| a.username).unwrap_or_default(),
+            updated_at: n.updated_at.unwrap_or_default(),
+            number: n.noteable_iid,
+        }
+    }
 }
 
 /// `POST /projects/:id/issues` and `PUT /projects/:id/issues/:iid`.
@@ -132,17 +148,19 @@ impl GitLab {
         project: &str,
         token: &SecretString,
         limiter: Arc<Limiter>,
-        allow_private: bool,
+        guard: Guard,
     ) -> ProviderResult<Self> {
-        let mut builder = reqwest::Client::builder()
+        let url = url::Url::parse(api_url)
+            .map_err(|e| ProviderError::Protocol(format!("api_url: {e}")))?;
+        guard
+            .check_literal(&url)
+            .map_err(|e| ProviderError::PrivateAddress(e.to_string()))?;
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("TaskHarbor-Sync/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        let http = builder
+            .user_agent(concat!("TaskHarbor-Sync/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(guard))
             .build()
             .map_err(|e| ProviderError::Protocol(format!("client: {e}")))?;
         Ok(Self {
@@ -175,7 +193,7 @@ impl GitLab {
         if kind != CallKind::Read {
             self.limiter.mutation_done();
         }
-        let response = response.map_err(|e| ProviderError::Unknown(format!("transport: {e}")))?;
+        let response = response.map_err(|e| transport_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response
@@ -341,12 +359,7 @@ impl Provider for GitLab {
                     .json(&GlCreateNote { body }),
             )
             .await?;
-        let note: GlNote = Self::parse(&text)?;
-        Ok(RemoteComment {
-            id: note.id,
-            body: note.body,
-            author: note.author.map(|a| a.username).unwrap_or_default(),
-        })
+        Ok(Self::parse::<GlNote>(&text)?.into())
     }
 
     async fn list_comments(&self, number: i64) -> ProviderResult<Vec<RemoteComment>> {
@@ -363,11 +376,32 @@ impl Provider for GitLab {
         Ok(notes
             .into_iter()
             .filter(|n| !n.system)
-            .map(|n| RemoteComment {
-                id: n.id,
-                body: n.body,
-                author: n.author.map(|a| a.username).unwrap_or_default(),
-            })
+            .map(RemoteComment::from)
             .collect())
+    }
+
+    async fn update_comment(
+        &self,
+        number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment> {
+        let (_, _, text) = self
+            .send(
+                CallKind::Mutation,
+                self.request(
+                    Method::PUT,
+                    &self.url(&format!("/issues/{number}/notes/{comment_id}")),
+                )
+                .json(&GlCreateNote { body }),
+            )
+            .await?;
+        Ok(Self::parse::<GlNote>(&text)?.into())
+    }
+
+    /// GitLab has no repository-wide notes listing: the reconciler reads
+    /// the notes of each issue its issue poll saw updated.
+    async fn poll_comments(&self, _query: &IssueQuery) -> ProviderResult<Option<CommentPage>> {
+        Ok(None)
     }
 }

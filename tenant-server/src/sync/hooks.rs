@@ -173,13 +173,23 @@ pub enum Delivery {
     IssueGone {
         number: i64,
     },
+    /// A comment was created or edited (`Upsert`: the worker compares it
+    /// with what it knows), or deleted.
     Comment {
         number: i64,
         remote_id: i64,
         body: String,
         author: String,
+        updated_at: String,
+        action: CommentAction,
     },
     Ignored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentAction {
+    Upsert,
+    Deleted,
 }
 
 /// The issue in a webhook body: only which one it is (its state is read
@@ -240,6 +250,8 @@ pub struct GlNoteAttributes {
     pub noteable_type: String,
     #[serde(default)]
     pub system: Option<bool>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,7 +293,12 @@ pub fn parse_delivery(
         }
         (ProviderKind::Github, "issue_comment") => {
             let e: GhIssueCommentEvent = serde_json::from_str(payload)?;
-            if e.action != "created" || e.issue.pull_request.is_some() {
+            let action = match e.action.as_str() {
+                "created" | "edited" => CommentAction::Upsert,
+                "deleted" => CommentAction::Deleted,
+                _ => return Ok(Delivery::Ignored),
+            };
+            if e.issue.pull_request.is_some() {
                 return Ok(Delivery::Ignored);
             }
             Ok(Delivery::Comment {
@@ -289,6 +306,8 @@ pub fn parse_delivery(
                 remote_id: e.comment.id,
                 body: e.comment.body.unwrap_or_default(),
                 author: e.comment.user.map(|u| u.login).unwrap_or_default(),
+                updated_at: e.comment.updated_at.unwrap_or_default(),
+                action,
             })
         }
         (ProviderKind::Gitlab, "Issue Hook" | "Confidential Issue Hook") => {
@@ -307,11 +326,15 @@ pub fn parse_delivery(
             let e: GlNoteEvent = serde_json::from_str(payload)?;
             match (e.object_attributes.noteable_type.as_str(), e.issue) {
                 ("Issue", Some(issue)) if e.object_attributes.system != Some(true) => {
+                    // A note event is sent on create and on update (GitLab
+                    // sends none on delete): the worker tells them apart.
                     Ok(Delivery::Comment {
                         number: issue.iid,
                         remote_id: e.object_attributes.id,
                         body: e.object_attributes.note,
                         author: e.user.map(|u| u.username).unwrap_or_default(),
+                        updated_at: e.object_attributes.updated_at.unwrap_or_default(),
+                        action: CommentAction::Upsert,
                     })
                 }
                 _ => Ok(Delivery::Ignored),

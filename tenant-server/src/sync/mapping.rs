@@ -64,6 +64,49 @@ fn find_marker(body: &str, nonce: &str, what: &str) -> Option<i64> {
     rest[..end].parse().ok()
 }
 
+/// The text of a board comment as we mirror it: its body, who wrote it,
+/// and the hidden marker naming the board comment.
+pub fn comment_body(body: &str, author: &str, nonce: &str, comment_id: i64) -> String {
+    format!(
+        "{body}\n\n<sub>{author} on TaskHarbor</sub>\n{}",
+        comment_marker(nonce, comment_id)
+    )
+}
+
+/// Whether a remote comment's text is our mirror's, up to line endings
+/// and trailing space (web editors send `\r\n`).
+pub fn same_comment_text(remote: &str, ours: &str) -> bool {
+    normalise_body(remote) == normalise_body(ours)
+}
+
+/// The fingerprint of a remote comment's text (SHA-256, hex): an edit is a
+/// different fingerprint, a redelivery of the same text is not.
+pub fn text_hash(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(normalise_body(body).as_bytes()))
+}
+
+/// Whether `incoming` is older than `seen` (both RFC 3339). A time that
+/// does not parse (GitLab hooks say `2015-05-17 18:21:36 UTC`) orders
+/// nothing: the text fingerprint decides alone.
+pub fn older_than(incoming: &str, seen: &str) -> bool {
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    };
+    matches!((parse(incoming), parse(seen)), (Some(a), Some(b)) if a < b)
+}
+
+/// The board comment that records a remote edit of an imported comment
+/// (the board keeps the original: it has no comment edit).
+pub fn edit_note(provider: &str, author: &str, body: &str) -> String {
+    format!("*{provider} comment by @{author} was edited there; it now reads:*\n\n{body}")
+}
+
+/// The board comment that records a remote deletion of an imported comment.
+pub fn delete_note(provider: &str, author: &str) -> String {
+    format!("*A {provider} comment by @{author} was deleted there; the board keeps its copy.*")
+}
+
 /// What the footer shows: a link back, and who holds the item.
 #[derive(Debug, Clone)]
 pub struct FooterContext<'a> {
@@ -308,6 +351,22 @@ mod tests {
             }
         );
         assert!(diff(&agreed, Some(&agreed)).is_empty());
+    }
+
+    #[test]
+    fn comment_texts_compare_by_content_and_time_orders_only_when_it_parses() {
+        let ours = comment_body("hi", "ada", "n", 4);
+        assert_eq!(find_comment_marker(&ours, "n"), Some(4));
+        assert!(same_comment_text(&ours.replace('\n', "\r\n"), &ours));
+        assert!(!same_comment_text("hi (edited)", &ours));
+        assert_eq!(text_hash("a\r\nb  "), text_hash("a\nb"));
+        assert_ne!(text_hash("a"), text_hash("b"));
+        assert!(older_than("2024-01-01T00:00:00Z", "2024-01-01T00:00:01Z"));
+        assert!(!older_than("2024-01-01T00:00:01Z", "2024-01-01T00:00:01Z"));
+        assert!(!older_than(
+            "2015-05-17 18:21:36 UTC",
+            "2024-01-01T00:00:01Z"
+        ));
     }
 
     #[test]

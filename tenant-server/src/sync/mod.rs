@@ -8,6 +8,7 @@
 //! - `worker`: one serial task per linked board: inbox, import, outbox, reconciler.
 //! - `hooks`: `POST /hooks/{github,gitlab}/{board_id}` (verify, store, 2xx).
 //! - `crypto`: secrets sealed at rest.
+//! - `net`: the resolver both clients connect through (no private addresses).
 //!
 //! Sync is an edge like REST or MCP: inbound changes go through the same
 //! store commands, acting as a worker named after the remote user.
@@ -19,6 +20,7 @@ pub mod gitlab;
 pub mod hooks;
 pub mod limiter;
 pub mod mapping;
+pub mod net;
 pub mod provider;
 pub mod worker;
 
@@ -27,8 +29,8 @@ use crate::config::Switch;
 use limiter::Limiter;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use provider::{
-    IssueChange, IssuePage, IssueQuery, Provider, ProviderError, ProviderResult, RemoteComment,
-    RemoteIssue,
+    CommentPage, IssueChange, IssuePage, IssueQuery, Provider, ProviderError, ProviderResult,
+    RemoteComment, RemoteIssue,
 };
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -78,6 +80,7 @@ pub struct SyncShared {
     pub wake: tokio::sync::watch::Sender<u64>,
     pub metrics: SyncMetrics,
     limiters: Mutex<HashMap<i64, Arc<Limiter>>>,
+    lookup: std::sync::RwLock<Arc<dyn net::Lookup>>,
 }
 
 impl std::fmt::Debug for SyncShared {
@@ -93,7 +96,23 @@ impl SyncShared {
             wake: tokio::sync::watch::channel(0).0,
             metrics,
             limiters: Mutex::default(),
+            lookup: std::sync::RwLock::new(Arc::new(net::SystemLookup)),
         }
+    }
+
+    /// Replaces how host names are looked up (tests drive DNS with it).
+    pub fn set_lookup(&self, lookup: Arc<dyn net::Lookup>) {
+        *self.lookup.write().unwrap_or_else(|p| p.into_inner()) = lookup;
+    }
+
+    /// The resolver provider clients connect through.
+    pub fn guard(&self, allow_private: bool) -> net::Guard {
+        let lookup = self
+            .lookup
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        net::Guard::new(lookup, allow_private)
     }
 
     /// Wakes the workers (a delivery arrived, a link changed).
@@ -177,6 +196,14 @@ impl ProviderKind {
         }
     }
 
+    /// The provider's name in prose.
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::Github => "GitHub",
+            Self::Gitlab => "GitLab",
+        }
+    }
+
     pub fn default_api_url(self) -> &'static str {
         match self {
             Self::Github => github::DEFAULT_API_URL,
@@ -200,19 +227,15 @@ impl AnyProvider {
         repo: &str,
         token: &SecretString,
         limiter: Arc<Limiter>,
-        allow_private: bool,
+        guard: net::Guard,
     ) -> ProviderResult<Self> {
         Ok(match kind {
             ProviderKind::Github => {
-                Self::GitHub(github::GitHub::new(api_url, repo, token, limiter)?)
+                Self::GitHub(github::GitHub::new(api_url, repo, token, limiter, guard)?)
             }
-            ProviderKind::Gitlab => Self::GitLab(gitlab::GitLab::new(
-                api_url,
-                repo,
-                token,
-                limiter,
-                allow_private,
-            )?),
+            ProviderKind::Gitlab => {
+                Self::GitLab(gitlab::GitLab::new(api_url, repo, token, limiter, guard)?)
+            }
         })
     }
 
@@ -239,7 +262,7 @@ impl AnyProvider {
             &link.repo,
             &token,
             limiter,
-            state.config.allow_private_webhooks,
+            state.sync.guard(state.config.allow_private_webhooks),
         )
     }
 }
@@ -296,6 +319,25 @@ impl Provider for AnyProvider {
         match self {
             Self::GitHub(p) => p.list_comments(number).await,
             Self::GitLab(p) => p.list_comments(number).await,
+        }
+    }
+
+    async fn update_comment(
+        &self,
+        number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment> {
+        match self {
+            Self::GitHub(p) => p.update_comment(number, comment_id, body).await,
+            Self::GitLab(p) => p.update_comment(number, comment_id, body).await,
+        }
+    }
+
+    async fn poll_comments(&self, query: &IssueQuery) -> ProviderResult<Option<CommentPage>> {
+        match self {
+            Self::GitHub(p) => p.poll_comments(query).await,
+            Self::GitLab(p) => p.poll_comments(query).await,
         }
     }
 }

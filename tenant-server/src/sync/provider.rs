@@ -54,6 +54,20 @@ pub struct RemoteComment {
     pub id: i64,
     pub body: String,
     pub author: String,
+    /// Provider timestamp (RFC 3339); empty when the provider gave none.
+    pub updated_at: String,
+    /// The issue it belongs to, when the answer says (GitHub's
+    /// repository-wide listing names it only by `issue_url`).
+    pub number: Option<i64>,
+}
+
+/// One page of a repository-wide comment listing.
+#[derive(Debug, Clone, Default)]
+pub struct CommentPage {
+    pub comments: Vec<RemoteComment>,
+    pub next: Option<String>,
+    pub etag: Option<String>,
+    pub not_modified: bool,
 }
 
 /// One page of a listing.
@@ -102,6 +116,10 @@ pub enum ProviderError {
     /// The provider answered something we cannot read.
     #[error("unexpected answer: {0}")]
     Protocol(String),
+    /// The provider's host resolves to an address sync may not reach;
+    /// no connection was made.
+    #[error("{0}")]
+    PrivateAddress(String),
 }
 
 impl ProviderError {
@@ -110,7 +128,11 @@ impl ProviderError {
     pub fn certainly_not_applied(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited(_) | Self::Unauthorized | Self::NotFound | Self::Rejected { .. }
+            Self::RateLimited(_)
+                | Self::Unauthorized
+                | Self::NotFound
+                | Self::Rejected { .. }
+                | Self::PrivateAddress(_)
         )
     }
 }
@@ -137,6 +159,17 @@ pub trait Provider {
     async fn create_comment(&self, number: i64, body: &str) -> ProviderResult<RemoteComment>;
     /// The issue's comments, oldest first (one page of up to 100).
     async fn list_comments(&self, number: i64) -> ProviderResult<Vec<RemoteComment>>;
+    /// Replaces a comment's text (the board's copy wins over a remote edit).
+    async fn update_comment(
+        &self,
+        number: i64,
+        comment_id: i64,
+        body: &str,
+    ) -> ProviderResult<RemoteComment>;
+    /// The repository's comments updated at or after `query.since`, if the
+    /// provider lists them repository-wide (GitHub); `None` if it does not
+    /// (GitLab: the reconciler reads the notes of each updated issue).
+    async fn poll_comments(&self, query: &IssueQuery) -> ProviderResult<Option<CommentPage>>;
 }
 
 /// Normalises a label list: sorted, unique.

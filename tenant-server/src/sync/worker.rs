@@ -10,8 +10,11 @@
 //! for the item's hidden marker among recent issues before creating again.
 
 use super::db::{self, LinkRow, OutboxRow};
+use super::hooks::CommentAction;
 use super::mapping::{self, BoardView, FooterContext, RemoteState};
-use super::provider::{IssueQuery, IssueState, Provider, ProviderError, RemoteIssue};
+use super::provider::{
+    IssueQuery, IssueState, Provider, ProviderError, RemoteComment, RemoteIssue,
+};
 use super::{AnyProvider, ProviderKind};
 use crate::commands;
 use crate::domain::board::LaneRole;
@@ -517,12 +520,8 @@ impl Ctx<'_> {
                 }
             }
             db::comment_started(&self.state.store.writer, item_id, comment.id, now_ms()).await?;
-            let body = format!(
-                "{}\n\n<sub>{} on TaskHarbor</sub>\n{}",
-                comment.body,
-                comment.author,
-                mapping::comment_marker(&self.link.nonce, comment.id)
-            );
+            let body =
+                mapping::comment_body(&comment.body, &comment.author, &self.link.nonce, comment.id);
             let created = self.provider.create_comment(number, &body).await?;
             db::comment_mirrored(&self.state.store.writer, comment.id, created.id).await?;
         }
@@ -599,30 +598,17 @@ impl Ctx<'_> {
                 remote_id,
                 body,
                 author,
+                updated_at,
+                action,
             } => {
-                if mapping::find_comment_marker(&body, &self.link.nonce).is_some()
-                    || mapping::find_item_marker(&body, &self.link.nonce).is_some()
-                {
-                    return Ok("echo");
-                }
-                if !self.link.comments {
-                    return Ok("ignored");
-                }
-                let repo_key = self.link.repo_key();
-                let mut mapped =
-                    db::sync_item_by_number(&self.state.store.reader, &repo_key, number).await?;
-                if mapped.is_none() {
-                    if let Some(remote) = self.provider.get_issue(number).await? {
-                        self.merge_issue(&remote, &author).await?;
-                    }
-                    mapped = db::sync_item_by_number(&self.state.store.reader, &repo_key, number)
-                        .await?;
-                }
-                let Some(mapped) = mapped else {
-                    return Ok("ignored");
+                let comment = RemoteComment {
+                    id: remote_id,
+                    body,
+                    author,
+                    updated_at,
+                    number: Some(number),
                 };
-                self.add_inbound_comment(mapped.item_id, remote_id, &body, &author)
-                    .await
+                self.apply_comment(number, &comment, action).await
             }
         }
     }
@@ -656,42 +642,194 @@ impl Ctx<'_> {
         })
     }
 
+    /// Brings one remote comment's news onto the board, whether it came by
+    /// webhook or by the reconciler: a new comment is added once; an edit
+    /// or deletion of an imported comment is recorded as a note (the board
+    /// keeps the original); an edit or deletion of our own mirror is undone
+    /// (the board's comment wins). Ours are recognised by the stored remote
+    /// id or the marker, never by who sent them.
+    async fn apply_comment(
+        &self,
+        number: i64,
+        comment: &RemoteComment,
+        action: CommentAction,
+    ) -> Result<&'static str, SyncError> {
+        if !self.link.comments {
+            return Ok("ignored");
+        }
+        let reader = &self.state.store.reader;
+        let repo_key = self.link.repo_key();
+        let ours = mapping::find_comment_marker(&comment.body, &self.link.nonce).is_some()
+            || mapping::find_item_marker(&comment.body, &self.link.nonce).is_some();
+        let mut mapped = db::sync_item_by_number(reader, &repo_key, number).await?;
+        if mapped.is_none() && action == CommentAction::Upsert && !ours {
+            // A comment on an issue the board does not know yet: the issue first.
+            if let Some(remote) = self.provider.get_issue(number).await? {
+                self.merge_issue(&remote, &comment.author).await?;
+            }
+            mapped = db::sync_item_by_number(reader, &repo_key, number).await?;
+        }
+        let Some(mapped) = mapped else {
+            return Ok("ignored");
+        };
+        let item_id = mapped.item_id;
+        let known = db::known_comment(reader, item_id, comment.id).await?;
+        match known {
+            Some(known) if known.origin == "board" => {
+                self.remote_change_of_ours(item_id, number, &known, comment, action)
+                    .await
+            }
+            Some(known) => match (action, known.comment_id) {
+                (CommentAction::Deleted, _) if known.remote_deleted => Ok("duplicate"),
+                (CommentAction::Deleted, _) => {
+                    let note = mapping::delete_note(self.kind().display(), &comment.author);
+                    self.add_note(item_id, &comment.author, &note).await?;
+                    db::remote_comment_deleted(&self.state.store.writer, known.id).await?;
+                    Ok("deleted")
+                }
+                // Interrupted while adding it: finish that first.
+                (CommentAction::Upsert, None) => {
+                    self.add_inbound_comment(item_id, comment, Some(&known))
+                        .await
+                }
+                (CommentAction::Upsert, Some(board_comment)) => {
+                    let hash = mapping::text_hash(&comment.body);
+                    if known.remote_hash.is_none() {
+                        // Imported before fingerprints were kept: the board's
+                        // copy is the baseline.
+                        let same = db::board_comment(reader, board_comment)
+                            .await?
+                            .is_some_and(|(body, _)| mapping::text_hash(&body) == hash);
+                        if same {
+                            db::remote_comment_seen(
+                                &self.state.store.writer,
+                                known.id,
+                                &hash,
+                                &comment.updated_at,
+                            )
+                            .await?;
+                            return Ok("duplicate");
+                        }
+                    }
+                    if known.remote_hash.as_deref() == Some(hash.as_str())
+                        || known
+                            .remote_updated_at
+                            .as_deref()
+                            .is_some_and(|seen| mapping::older_than(&comment.updated_at, seen))
+                    {
+                        return Ok("duplicate");
+                    }
+                    let note =
+                        mapping::edit_note(self.kind().display(), &comment.author, &comment.body);
+                    self.add_note(item_id, &comment.author, &note).await?;
+                    db::remote_comment_seen(
+                        &self.state.store.writer,
+                        known.id,
+                        &hash,
+                        &comment.updated_at,
+                    )
+                    .await?;
+                    Ok("edited")
+                }
+            },
+            None if ours => Ok("echo"),
+            None if action == CommentAction::Deleted => Ok("ignored"),
+            None => self.add_inbound_comment(item_id, comment, None).await,
+        }
+    }
+
+    /// Someone edited or deleted our mirror of a board comment: the
+    /// board's comment wins, as for any board-owned field.
+    async fn remote_change_of_ours(
+        &self,
+        item_id: i64,
+        number: i64,
+        known: &db::KnownComment,
+        comment: &RemoteComment,
+        action: CommentAction,
+    ) -> Result<&'static str, SyncError> {
+        let Some(comment_id) = known.comment_id else {
+            return Ok("echo");
+        };
+        if action == CommentAction::Deleted {
+            // Forgotten, it is posted again with the item's next push.
+            db::forget_mirror(&self.state.store.writer, known.id).await?;
+            db::enqueue(
+                &self.state.store.writer,
+                self.link.board_id,
+                item_id,
+                now_ms(),
+            )
+            .await?;
+            return Ok("restored");
+        }
+        let Some((body, author)) = db::board_comment(&self.state.store.reader, comment_id).await?
+        else {
+            return Ok("ignored");
+        };
+        let expected = mapping::comment_body(&body, &author, &self.link.nonce, comment_id);
+        if mapping::same_comment_text(&comment.body, &expected) {
+            return Ok("echo");
+        }
+        self.provider
+            .update_comment(number, comment.id, &expected)
+            .await?;
+        Ok("pushed_back")
+    }
+
+    /// Adds a board comment that records what happened remotely; it never mirrors out.
+    async fn add_note(&self, item_id: i64, author: &str, text: &str) -> Result<(), SyncError> {
+        let caller = self.principal(author).await?;
+        let note =
+            NewComment::parse(text, None).map_err(|e| SyncError::Command(format!("{e:?}")))?;
+        let created = commands::items::add_comment(
+            &self.state.store,
+            &caller,
+            item_id,
+            &note,
+            None,
+            now_ms(),
+        )
+        .await?;
+        db::note_added(&self.state.store.writer, item_id, created.id, now_ms()).await?;
+        Ok(())
+    }
+
     async fn add_inbound_comment(
         &self,
         item_id: i64,
-        remote_id: i64,
-        body: &str,
-        author: &str,
+        remote: &RemoteComment,
+        known: Option<&db::KnownComment>,
     ) -> Result<&'static str, SyncError> {
         let writer = &self.state.store.writer;
-        let caller = self.principal(author).await?;
-        let since = match db::inbound_comment(&self.state.store.reader, item_id, remote_id).await? {
-            Some((Some(_), _)) => return Ok("duplicate"),
-            Some((None, started)) => {
-                // Interrupted before: the comment may already be on the board.
-                if let Some(id) = db::find_comment(
-                    &self.state.store.reader,
-                    item_id,
-                    caller.worker_id,
-                    body.trim(),
-                    started,
-                )
-                .await?
-                {
-                    db::inbound_comment_added(writer, item_id, remote_id, id).await?;
-                    return Ok("duplicate");
-                }
-                started
+        let caller = self.principal(&remote.author).await?;
+        if let Some(known) = known {
+            // Interrupted before: the comment may already be on the board.
+            if let Some(id) = db::find_comment(
+                &self.state.store.reader,
+                item_id,
+                caller.worker_id,
+                remote.body.trim(),
+                known.started_at,
+            )
+            .await?
+            {
+                db::inbound_comment_added(writer, item_id, remote.id, id).await?;
+                return Ok("duplicate");
             }
-            None => {
-                let now = now_ms();
-                db::inbound_comment_started(writer, item_id, remote_id, now).await?;
-                now
-            }
-        };
-        let _ = since;
-        let comment =
-            NewComment::parse(body, None).map_err(|e| SyncError::Command(format!("{e:?}")))?;
+        } else {
+            db::inbound_comment_started(
+                writer,
+                item_id,
+                remote.id,
+                &mapping::text_hash(&remote.body),
+                &remote.updated_at,
+                now_ms(),
+            )
+            .await?;
+        }
+        let comment = NewComment::parse(&remote.body, None)
+            .map_err(|e| SyncError::Command(format!("{e:?}")))?;
         let created = commands::items::add_comment(
             &self.state.store,
             &caller,
@@ -701,7 +839,7 @@ impl Ctx<'_> {
             now_ms(),
         )
         .await?;
-        db::inbound_comment_added(writer, item_id, remote_id, created.id).await?;
+        db::inbound_comment_added(writer, item_id, remote.id, created.id).await?;
         Ok("comment")
     }
 
@@ -828,9 +966,20 @@ impl Ctx<'_> {
             now_ms(),
         )
         .await?;
-        // The pusher compares the board with what the remote now shows and
-        // sends back whatever the board keeps (conflicts, derived labels).
-        db::enqueue(writer, self.link.board_id, item.id, now_ms()).await?;
+        // The pusher sends back whatever the board keeps (conflicts, derived
+        // labels, the footer). Only an item whose remote is behind is
+        // queued, so a poll that finds nothing new leaves `pending` alone;
+        // changes applied above queued theirs through the history trigger.
+        let behind = match self.load_item(item.id).await? {
+            Some(now) => {
+                !mapping::diff(&mapping::desired(&now, &self.footer()), Some(&remote_state))
+                    .is_empty()
+            }
+            None => false,
+        };
+        if behind || conflict.is_some() {
+            db::enqueue(writer, self.link.board_id, item.id, now_ms()).await?;
+        }
         Ok(if conflict.is_some() {
             "conflict"
         } else if applied {
@@ -965,8 +1114,29 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Catches what webhooks missed: issues updated since the last poll.
+    /// A change the board refuses (a rule, a too-long text) is logged and
+    /// passed by, so one bad issue or comment cannot stall the poll; any
+    /// other failure stops it (it is retried from the same place).
+    fn skip_refused<T>(&self, result: Result<T, SyncError>, number: i64) -> Result<(), SyncError> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(SyncError::Command(error)) => {
+                tracing::info!(board = self.link.board_id, number, %error, "not taken from the remote");
+                Ok(())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Catches what webhooks missed: issues updated since the last poll,
+    /// then comments.
     async fn reconcile(&self) -> Result<(), SyncError> {
+        let updated = self.reconcile_issues().await?;
+        self.reconcile_comments(&updated).await
+    }
+
+    /// Merges the issues updated since the last poll; returns their numbers.
+    async fn reconcile_issues(&self) -> Result<Vec<i64>, SyncError> {
         let mut query = IssueQuery {
             since: self.link.poll_since.clone(),
             include_closed: true,
@@ -977,11 +1147,12 @@ impl Ctx<'_> {
         };
         let mut newest = self.link.poll_since.clone();
         let mut first_etag = None;
+        let mut updated = Vec::new();
         for page_no in 0..50 {
             let page = self.provider.list_issues(&query).await?;
             if page_no == 0 {
                 if page.not_modified {
-                    return Ok(());
+                    return Ok(updated);
                 }
                 first_etag = page.etag.clone();
             }
@@ -989,7 +1160,8 @@ impl Ctx<'_> {
                 if issue.is_pull_request {
                     continue;
                 }
-                self.merge_issue(issue, "").await?;
+                self.skip_refused(self.merge_issue(issue, "").await, issue.number)?;
+                updated.push(issue.number);
                 if newest
                     .as_deref()
                     .is_none_or(|n| issue.updated_at.as_str() > n)
@@ -1009,6 +1181,77 @@ impl Ctx<'_> {
             &self.state.store.writer,
             self.link.board_id,
             newest.as_deref(),
+            first_etag.as_deref(),
+        )
+        .await?;
+        Ok(updated)
+    }
+
+    /// Comments whose webhook never arrived: GitHub's repository-wide
+    /// listing by update time (with `If-None-Match`, like the issue poll);
+    /// on GitLab, the notes of each issue the issue poll saw updated (a
+    /// new note updates its issue).
+    async fn reconcile_comments(&self, updated: &[i64]) -> Result<(), SyncError> {
+        if !self.link.comments {
+            return Ok(());
+        }
+        // The first poll starts where the issue poll stands (the link's
+        // creation for a new link), not at the repository's beginning.
+        let since = self
+            .link
+            .comment_poll_since
+            .clone()
+            .or_else(|| self.link.poll_since.clone())
+            .unwrap_or_else(|| Timestamp(self.link.created_at).to_rfc3339());
+        let mut query = IssueQuery {
+            since: Some(since.clone()),
+            per_page: 100,
+            etag: self.link.comment_poll_etag.clone(),
+            ..IssueQuery::default()
+        };
+        let mut newest = since;
+        let mut first_etag = None;
+        for page_no in 0..50 {
+            let Some(page) = self.provider.poll_comments(&query).await? else {
+                for &number in updated {
+                    for comment in self.provider.list_comments(number).await? {
+                        let applied = self
+                            .apply_comment(number, &comment, CommentAction::Upsert)
+                            .await;
+                        self.skip_refused(applied, number)?;
+                    }
+                }
+                return Ok(());
+            };
+            if page_no == 0 {
+                if page.not_modified {
+                    return Ok(());
+                }
+                first_etag = page.etag.clone();
+            }
+            for comment in &page.comments {
+                if let Some(number) = comment.number {
+                    let applied = self
+                        .apply_comment(number, comment, CommentAction::Upsert)
+                        .await;
+                    self.skip_refused(applied, number)?;
+                }
+                if comment.updated_at > newest {
+                    newest = comment.updated_at.clone();
+                }
+            }
+            match page.next {
+                Some(next) => {
+                    query.page_url = Some(next);
+                    query.etag = None;
+                }
+                None => break,
+            }
+        }
+        db::record_comment_poll(
+            &self.state.store.writer,
+            self.link.board_id,
+            Some(&newest),
             first_etag.as_deref(),
         )
         .await?;

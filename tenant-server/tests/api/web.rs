@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use taskharbor::store;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// A browser without a cookie jar: we carry the cookies by hand, so the
 /// tests see exactly what the server sets.
@@ -949,9 +949,9 @@ async fn static_assets_are_cached_for_good_and_pages_need_a_session() {
 
 /// The browser tests take turns: two Chromiums at once on 2 cores made
 /// drag-and-drop timing flaky.
-static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn e2e_paths() -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn e2e_paths() -> (PathBuf, PathBuf, PathBuf) {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let node_dir = std::env::var_os("TASKHARBOR_E2E_NODE_DIR")
         .map(PathBuf::from)

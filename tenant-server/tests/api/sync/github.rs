@@ -346,16 +346,38 @@ async fn rate_limits_are_obeyed_and_mutations_paced() {
             .any(|i| i.title == "one, edited")
     })
     .await;
-    let r = remote.lock();
-    assert_eq!(
-        r.requests_while_blocked, 0,
-        "a request was sent before the reset"
-    );
-    let times: Vec<_> = r.mutations().iter().map(|m| m.at).collect();
-    for pair in times.windows(2) {
-        let gap = pair[1].duration_since(pair[0]);
-        assert!(gap >= Duration::from_millis(280), "mutations {gap:?} apart");
+    {
+        let r = remote.lock();
+        assert_eq!(
+            r.requests_while_blocked, 0,
+            "a request was sent before the reset"
+        );
+        let times: Vec<_> = r.mutations().iter().map(|m| m.at).collect();
+        for pair in times.windows(2) {
+            let gap = pair[1].duration_since(pair[0]);
+            assert!(gap >= Duration::from_millis(280), "mutations {gap:?} apart");
+        }
     }
+    // The waits are counted on /metrics (issue 10, "Surfaces").
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let waits = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("taskharbor_sync_rate_limit_waits_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(waits >= 3.0, "rate-limit waits counted: {waits}");
+    assert!(
+        metrics.contains("taskharbor_sync_pushes_total{outcome=\"rate_limited\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -471,6 +493,24 @@ async fn signed_webhooks_apply_once_and_bad_signatures_change_nothing() {
         deliver(&s, board, "issues", &payload, new_secret, "d-4").await,
         202
     );
+    // Inbound outcomes are counted on /metrics (issue 10, "Surfaces").
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for outcome in ["accepted", "duplicate", "unauthorized", "applied"] {
+        assert!(
+            metrics.contains(&format!(
+                "taskharbor_sync_inbound_total{{outcome=\"{outcome}\"}}"
+            )),
+            "inbound {outcome} missing: {metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use super::standin::{Remote, TOKEN};
 use super::*;
 use reqwest::Method;
 
-async fn hook(
+pub(super) async fn hook(
     s: &crate::support::TestServer,
     board: i64,
     event: &str,

@@ -3,9 +3,12 @@
 //! fixtures, real webhook bodies, the reference webhook signer).
 
 mod artifacts;
+mod comments;
 mod crash;
 mod github;
 mod gitlab;
+mod panel;
+mod private;
 mod simulation;
 pub mod standin;
 
@@ -61,6 +64,18 @@ where
     }
 }
 
+/// Polls a synchronous probe until it yields a value or `secs` pass.
+pub async fn wait_for<T>(secs: u64, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `sha256=<hex>` of `body` under `secret` (our own HMAC; the artifact
 /// tests check it equals GitHub's reference signer).
 pub fn sign(secret: &str, body: &str) -> String {
@@ -105,7 +120,18 @@ pub fn issues_payload(action: &str, number: i64, sender: &str) -> Value {
 }
 
 pub fn comment_payload(number: i64, comment_id: i64, body: &str, author: &str) -> Value {
-    let mut v = artifacts::webhook_example("issue_comment", "created");
+    comment_event("created", number, comment_id, body, author)
+}
+
+/// A real `issue_comment` body of `action` (created, edited, deleted).
+pub fn comment_event(
+    action: &str,
+    number: i64,
+    comment_id: i64,
+    body: &str,
+    author: &str,
+) -> Value {
+    let mut v = artifacts::webhook_example("issue_comment", action);
     v["issue"]["number"] = json!(number);
     if let Some(obj) = v["issue"].as_object_mut() {
         obj.remove("pull_request");

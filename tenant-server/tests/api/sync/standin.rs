@@ -72,6 +72,8 @@ pub struct Comment {
     pub number: i64,
     pub body: String,
     pub author: String,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -190,16 +192,40 @@ impl Inner {
         }
     }
 
+    /// A new comment; like both providers, it updates its issue too.
     pub fn add_comment(&mut self, number: i64, body: &str, author: &str) -> i64 {
         self.next_comment += 1;
         let id = self.next_comment;
+        let at = self.tick();
         self.comments.push(Comment {
             id,
             number,
             body: body.into(),
             author: author.into(),
+            created_at: at.clone(),
+            updated_at: at.clone(),
         });
+        if let Some(issue) = self.issues.get_mut(&number) {
+            issue.updated_at = at;
+        }
         id
+    }
+
+    /// A comment edited on the provider (by a person, or by our PATCH).
+    pub fn edit_comment(&mut self, id: i64, body: &str) {
+        let at = self.tick();
+        if let Some(c) = self.comments.iter_mut().find(|c| c.id == id) {
+            c.body = body.into();
+            c.updated_at = at;
+        }
+    }
+
+    pub fn delete_comment(&mut self, id: i64) {
+        self.comments.retain(|c| c.id != id);
+    }
+
+    pub fn comment(&self, id: i64) -> Option<Comment> {
+        self.comments.iter().find(|c| c.id == id).cloned()
     }
 
     pub fn count(&self, kind: &str) -> usize {
@@ -235,6 +261,14 @@ impl Remote {
                 "/repos/{owner}/{repo}/issues/{number}/comments",
                 get(gh_comments).post(gh_comment),
             )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments",
+                get(gh_repo_comments),
+            )
+            .route(
+                "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+                axum::routing::patch(gh_update_comment),
+            )
             .route("/api/v4/projects/{project}", get(gl_project))
             .route(
                 "/api/v4/projects/{project}/issues",
@@ -247,6 +281,10 @@ impl Remote {
             .route(
                 "/api/v4/projects/{project}/issues/{number}/notes",
                 get(gl_notes).post(gl_note),
+            )
+            .route(
+                "/api/v4/projects/{project}/issues/{number}/notes/{note_id}",
+                axum::routing::put(gl_update_note),
             )
             .with_state(remote.clone());
         tokio::spawn(async move {
@@ -478,7 +516,136 @@ fn gh_comment_json(remote: &Remote, c: &Comment) -> Value {
     v["body"] = json!(c.body);
     v["user"]["login"] = json!(c.author);
     v["issue_url"] = json!(format!("{}/repos/{repo}/issues/{}", remote.base, c.number));
+    v["url"] = json!(format!(
+        "{}/repos/{repo}/issues/comments/{}",
+        remote.base, c.id
+    ));
+    // GitHub links a pull request's comments under /pull/.
+    let on_pr = remote
+        .lock()
+        .issues
+        .get(&c.number)
+        .is_some_and(|i| i.is_pull_request);
+    v["html_url"] = json!(format!(
+        "https://github.com/{repo}/{}/{}#issuecomment-{}",
+        if on_pr { "pull" } else { "issues" },
+        c.number,
+        c.id
+    ));
+    v["created_at"] = json!(c.created_at);
+    v["updated_at"] = json!(c.updated_at);
     v
+}
+
+/// `GET /repos/{owner}/{repo}/issues/comments`: every issue's comments,
+/// `since=` by update time, paged, with an ETag.
+async fn gh_repo_comments(
+    State(r): State<Remote>,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    let go = || -> Answer {
+        gate(
+            &r,
+            "poll_comments",
+            &method,
+            &format!("/repos/{owner}/{repo}/issues/comments"),
+            &headers,
+            b"",
+            false,
+        )?;
+        check_repo(&r, &owner, &repo)?;
+        let since = raw.get("since").map(|s| parse_time(s));
+        let per_page = raw
+            .get("per_page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(30)
+            .clamp(1, 100);
+        let page = raw
+            .get("page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let mut list: Vec<Comment> = r
+            .lock()
+            .comments
+            .iter()
+            .filter(|c| since.is_none_or(|t| parse_time(&c.updated_at) >= t))
+            .cloned()
+            .collect();
+        list.sort_by_key(|c| (c.updated_at.clone(), c.id));
+        let more = list.len() > page * per_page;
+        let body = Value::Array(
+            list.iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|c| gh_comment_json(&r, c))
+                .collect(),
+        );
+        let text = body.to_string();
+        record(
+            &r,
+            "get",
+            "/repos/{owner}/{repo}/issues/comments",
+            200,
+            &body,
+        );
+        Ok(with_paging(
+            axum::Json(body).into_response(),
+            &format!("{}/repos/{owner}/{repo}/issues/comments", r.base),
+            &raw,
+            page,
+            more,
+            &text,
+            &headers,
+        ))
+    };
+    go().unwrap_or_else(|e| e)
+}
+
+async fn gh_update_comment(
+    State(r): State<Remote>,
+    Path((owner, repo, comment_id)): Path<(String, String, i64)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let g = match gate(
+        &r,
+        "update_comment",
+        &method,
+        &format!("/repos/{owner}/{repo}/issues/comments/{comment_id}"),
+        &headers,
+        &body,
+        false,
+    )
+    .and_then(|g| check_repo(&r, &owner, &repo).map(|()| g))
+    {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let Some(text) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["body"].as_str().map(str::to_owned))
+    else {
+        return github_error(422, "Validation Failed");
+    };
+    if r.lock().comment(comment_id).is_none() {
+        return github_error(404, "Not Found");
+    }
+    r.lock().edit_comment(comment_id, &text);
+    let c = r.lock().comment(comment_id);
+    let v = c.map(|c| gh_comment_json(&r, &c)).unwrap_or(Value::Null);
+    record(
+        &r,
+        "patch",
+        "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+        200,
+        &v,
+    );
+    finish(g, axum::Json(v).into_response()).await
 }
 
 async fn gh_repo(
@@ -1115,8 +1282,12 @@ async fn gl_notes(
             true,
         )?;
         gl_repo_ok(&r, &project)?;
-        let list: Vec<Value> = r.lock().comments.iter().filter(|c| c.number == number)
-            .map(|c| json!({"id": c.id, "body": c.body, "author": {"id": 1, "username": c.author}, "system": false, "noteable_type": "Issue", "noteable_iid": number}))
+        let list: Vec<Value> = r
+            .lock()
+            .comments
+            .iter()
+            .filter(|c| c.number == number)
+            .map(gl_note_json)
             .collect();
         Ok(axum::Json(Value::Array(list)).into_response())
     };
@@ -1149,6 +1320,64 @@ async fn gl_note(
         .and_then(|v| v["body"].as_str().map(str::to_owned))
         .unwrap_or_default();
     let id = r.lock().add_comment(number, &text, "taskharbor-bot");
-    let v = json!({"id": id, "body": text, "author": {"id": 1, "username": "taskharbor-bot"}, "system": false, "noteable_type": "Issue", "noteable_iid": number});
+    let v = r
+        .lock()
+        .comment(id)
+        .map(|c| gl_note_json(&c))
+        .unwrap_or(Value::Null);
     finish(g, (StatusCode::CREATED, axum::Json(v)).into_response()).await
+}
+
+/// A note as GitLab's REST v4 documents it (the fields around ours).
+fn gl_note_json(c: &Comment) -> Value {
+    json!({"id": c.id, "type": null, "body": c.body, "attachment": null,
+        "author": {"id": 1, "username": c.author, "name": c.author, "state": "active"},
+        "created_at": c.created_at, "updated_at": c.updated_at, "system": false,
+        "noteable_id": 5000 + c.number, "noteable_type": "Issue", "noteable_iid": c.number,
+        "resolvable": false, "confidential": false, "internal": false})
+}
+
+/// `PUT /projects/:id/issues/:issue_iid/notes/:note_id` `{"body"}`.
+async fn gl_update_note(
+    State(r): State<Remote>,
+    Path((project, number, note_id)): Path<(String, i64, i64)>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let g = match gate(
+        &r,
+        "update_comment",
+        &method,
+        &format!("/projects/{project}/issues/{number}/notes/{note_id}"),
+        &headers,
+        &body,
+        true,
+    )
+    .and_then(|g| gl_repo_ok(&r, &project).map(|()| g))
+    {
+        Ok(g) => g,
+        Err(e) => return e,
+    };
+    let text = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["body"].as_str().map(str::to_owned));
+    let exists = r
+        .lock()
+        .comment(note_id)
+        .is_some_and(|c| c.number == number);
+    let (Some(text), true) = (text, exists) else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "404 Not found"})),
+        )
+            .into_response();
+    };
+    r.lock().edit_comment(note_id, &text);
+    let v = r
+        .lock()
+        .comment(note_id)
+        .map(|c| gl_note_json(&c))
+        .unwrap_or(Value::Null);
+    finish(g, axum::Json(v).into_response()).await
 }
