@@ -25,6 +25,14 @@ struct EventRow {
     holder_id: Option<i64>,
     holder_name: Option<String>,
     holder_kind: Option<String>,
+    /// `blocked_by` of a creation, `changes.blocked_by.after` of an edit:
+    /// a JSON array of item ids.
+    blocked_by: Option<String>,
+}
+
+fn ids(json: Option<&str>) -> Vec<i64> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
 }
 
 fn to_flow_event(row: EventRow) -> Option<FlowEvent> {
@@ -39,6 +47,10 @@ fn to_flow_event(row: EventRow) -> Option<FlowEvent> {
     let change = match row.kind.as_str() {
         "item.created" => Change::Created {
             lane_id: row.lane_id?,
+            blocked_by: ids(row.blocked_by.as_deref()),
+        },
+        "item.updated" => Change::Dependencies {
+            blocked_by: ids(row.blocked_by.as_deref()),
         },
         "item.moved" => Change::Moved {
             to_lane_id: row.to_lane_id?,
@@ -108,11 +120,14 @@ pub async fn board_flow(
         "SELECT e.item_id, e.type AS kind, e.at, e.actor_id, w.name AS actor_name, w.kind AS actor_kind, \
          json_extract(e.data, '$.lane_id') AS lane_id, json_extract(e.data, '$.to_lane_id') AS to_lane_id, \
          json_extract(e.data, '$.claim_ended') AS claim_ended, json_extract(e.data, '$.holder.id') AS holder_id, \
-         json_extract(e.data, '$.holder.name') AS holder_name, json_extract(e.data, '$.holder.kind') AS holder_kind \
+         json_extract(e.data, '$.holder.name') AS holder_name, json_extract(e.data, '$.holder.kind') AS holder_kind, \
+         CASE e.type WHEN 'item.created' THEN json_extract(e.data, '$.blocked_by') \
+           WHEN 'item.updated' THEN json_extract(e.data, '$.changes.blocked_by.after') END AS blocked_by \
          FROM events e \
          LEFT JOIN workers w ON w.id = e.actor_id \
          WHERE e.board_id = ? AND e.item_id IS NOT NULL AND e.at < ? \
-         AND e.type IN ('item.created', 'item.moved', 'item.claimed', 'item.released', 'item.claim-expired', 'item.done') \
+         AND e.type IN ('item.created', 'item.moved', 'item.claimed', 'item.released', 'item.claim-expired', 'item.done', 'item.updated') \
+         AND (e.type <> 'item.updated' OR json_extract(e.data, '$.changes.blocked_by') IS NOT NULL) \
          ORDER BY e.id",
     )
     .bind(board_id)
