@@ -34,6 +34,7 @@ use super::board::LaneRole;
 use super::validate::FieldErrors;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -45,7 +46,8 @@ pub const MAX_DAYS: i64 = 366;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub id: i64,
-    pub name: String,
+    /// Shared: every event of a worker names the same string.
+    pub name: Arc<str>,
     pub kind: WorkerKind,
 }
 
@@ -304,7 +306,7 @@ fn track(since: &mut Option<i64>, on: bool, at: i64, from: i64, acc: &mut i64) -
 
 #[derive(Default)]
 struct WorkerState {
-    name: String,
+    name: Arc<str>,
     kind: Option<WorkerKind>,
     held: i64,
     done: i64,
@@ -774,7 +776,7 @@ impl<'a> Replay<'a> {
                 (active && (self.range.kind.is_none() || self.range.kind == Some(kind))).then(
                     || WorkerFlow {
                         id,
-                        name: w.name,
+                        name: w.name.to_string(),
                         kind,
                         done: w.done,
                         claims: w.claims,
@@ -904,14 +906,41 @@ pub fn analyze(
     lanes: &[LaneInfo],
     events: impl IntoIterator<Item = FlowEvent>,
 ) -> FlowReport {
-    let mut replay = Replay::new(range, lanes);
+    let mut analysis = Analysis::new(range, lanes);
     for event in events {
-        if event.at_ms >= range.end_ms() {
-            continue;
-        }
-        replay.apply(&event);
+        analysis.push(&event);
     }
-    replay.finish()
+    analysis.finish()
+}
+
+/// [`analyze`] one event at a time, for callers that stream the history
+/// instead of collecting it first.
+pub struct Analysis<'a>(Replay<'a>);
+
+impl std::fmt::Debug for Analysis<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analysis")
+            .field("events_read", &self.0.events_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(range: FlowRange, lanes: &'a [LaneInfo]) -> Self {
+        Self(Replay::new(range, lanes))
+    }
+
+    /// The next event in history order; events at or after the end of the
+    /// range are ignored.
+    pub fn push(&mut self, event: &FlowEvent) {
+        if event.at_ms < self.0.range.end_ms() {
+            self.0.apply(event);
+        }
+    }
+
+    pub fn finish(self) -> FlowReport {
+        self.0.finish()
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use crate::domain::error::WorkerRef;
 use crate::domain::item::ItemKind;
 use crate::store::model::{Board, ClaimView, Item, Lane, Timestamp};
 use serde_json::json;
-use std::time::Instant;
 
 const XSS: &str = "<script>alert(1)</script>";
 
@@ -134,7 +133,10 @@ fn the_board_renders_titles_inert_and_carries_the_csrf_token() {
     assert!(html.contains(r#"<span class="badge defect">defect</span>"#));
     assert!(html.contains(r#"<span class="who who-agent">agent</span> bot-1"#));
     assert!(html.contains(r#"data-lease="1800000""#));
-    assert!(html.contains("aria-label=\"Move to lane… (CORE-1)\""));
+    // The "More" menu is an empty shell the script fills when it opens;
+    // the card carries what the menu needs to say.
+    assert!(html.contains(r#"<div class="menu"></div>"#));
+    assert!(html.contains(r#"data-ready="true""#) || html.contains(r#"data-ready="false""#));
     // Every lane heading shows its count, and WIP lanes their limit.
     assert!(html.contains("/ 5</span>"));
     assert!(!html.contains("<script>"), "no inline script at all");
@@ -333,30 +335,18 @@ fn form_bodies_decode_like_browsers_encode_them() {
     assert_eq!(pairs[4], ("e".into(), "%zz".into()));
 }
 
-/// Not a timed assertion: prints how long a 2,000-item board takes to
-/// render (`cargo test -p tenant-server --release --lib web::tests::render_time -- --nocapture`).
+/// A 2,000-item board renders every card (its timing is measured by
+/// `cargo bench -p tenant-server --bench dashboard`, not by a test).
 #[test]
-fn render_time_of_a_two_thousand_item_board() {
+fn a_two_thousand_item_board_renders_every_card() {
     let items: Vec<Item> = (1..=2000)
         .map(|i| item(i, &format!("Item number {i} with a title")))
         .collect();
     let session = session(Scope::Admin);
     let (board, lanes) = (board(), lanes());
-    let mut best = f64::MAX;
-    let mut best_context = f64::MAX;
-    let mut size = 0;
-    for _ in 0..5 {
-        let started = Instant::now();
-        let context = pages::board_context(&session, &board, &lanes, &items, false, 0);
-        best_context = best_context.min(started.elapsed().as_secs_f64() * 1000.0);
-        let html = render("board.html", &context);
-        best = best.min(started.elapsed().as_secs_f64() * 1000.0);
-        size = html.len();
-    }
-    println!(
-        "board of 2000 items: context {best_context:.1} ms, context + render {best:.1} ms (best of 5), {size} bytes of HTML"
-    );
-    assert!(size > 2000 * 200);
+    let context = pages::board_context(&session, &board, &lanes, &items, false, 0);
+    let html = render("board.html", &context);
+    assert_eq!(html.matches("<li class=\"card ").count(), 2000);
 }
 
 #[test]

@@ -445,6 +445,21 @@ async fn waiting_for_open_dependencies_counts_as_blocked_time() {
     assert_eq!(blocked["dependency_waits"]["count"], 1, "{blocked}");
     assert_eq!(hours(&blocked["dependency_waits"], "p50"), 36);
 
+    // A new event changes the answer at once (answers are cached by the
+    // board's latest event): R done at day 2 12:00 ends X's wait after 12 h.
+    seed.move_to(&admin, r, LaneRole::Done, seed.at(2, 12))
+        .await;
+    let after = server
+        .get(
+            &server.admin,
+            &format!("/api/boards/{board}/stats?from=2026-02-01&to=2026-02-03"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(after["blocked"]["dependency_seconds"], 48 * 3600);
+    assert_eq!(after["blocked"]["waiting_at_end"], 0);
+    assert_eq!(after["blocked"]["dependency_waits"]["count"], 2);
+
     // The first day alone: W waits 16 h (08:00 to midnight), nobody else.
     let first = server
         .get(
