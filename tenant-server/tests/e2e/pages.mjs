@@ -93,9 +93,18 @@ try {
   await page.setViewportSize({ width: 360, height: 740 });
   for (const [name, path] of pages) {
     await page.goto(base + path, { waitUntil: 'load' });
+    await page.waitForTimeout(300);
     const overflow = await page.evaluate(() =>
       Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth));
-    narrow.push({ name, width: 360, overflow });
+    const offenders = overflow === 0 ? [] : await page.evaluate(() => {
+      const limit = document.documentElement.clientWidth;
+      return Array.from(document.querySelectorAll('body *'))
+        .filter((el) => el.getBoundingClientRect().right > limit + 1)
+        .slice(-5)
+        .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+    });
+    if (overflow) await page.screenshot({ path: join(artifacts, `${name}-360.png`), fullPage: true });
+    narrow.push({ name, width: 360, overflow, offenders });
     console.log(`page ${name} @360: overflow ${overflow}px`);
   }
 } catch (e) {
