@@ -43,8 +43,10 @@ struct CacheKey {
     last_event_id: i64,
 }
 
-/// Most recently used last.
-static CACHE: LazyLock<Mutex<Vec<(CacheKey, Arc<FlowReport>)>>> =
+/// Cached answers, most recently used last.
+type Entries = Vec<(CacheKey, Arc<FlowReport>)>;
+
+static CACHE: LazyLock<Mutex<Entries>> =
     LazyLock::new(|| Mutex::new(Vec::with_capacity(CACHE_ENTRIES)));
 
 fn cached(key: &CacheKey) -> Option<Arc<FlowReport>> {
