@@ -78,11 +78,17 @@ struct Options {
 impl Options {
     fn parse() -> Result<Self> {
         let mut args: BTreeMap<String, String> = BTreeMap::new();
+        if smoke_test() {
+            args.insert("quick".into(), "1".into());
+        }
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 // `cargo bench` appends `--bench`.
                 "--bench" => {}
+                // Under `cargo test`, libtest's flags and filters are
+                // passed to every test binary: not ours to refuse.
+                _ if smoke_test() => {}
                 "--quick" => {
                     args.insert("quick".into(), "1".into());
                 }
@@ -164,6 +170,22 @@ impl Options {
         }
         cmd
     }
+}
+
+/// Built by `cargo test` (debug assertions on) rather than `cargo bench`:
+/// run the quick mode as a smoke test, whatever the arguments.
+fn smoke_test() -> bool {
+    cfg!(debug_assertions)
+}
+
+/// `cargo test <filter>` runs every test binary with the filter; this one
+/// only runs when the filter (if any) could name it.
+fn filtered_out() -> bool {
+    smoke_test()
+        && std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .any(|filter| !"dashboard bench smoke".contains(filter.as_str()))
 }
 
 // ---------------------------------------------------------------- samples
@@ -664,6 +686,9 @@ fn asset_urls(html: &str) -> Vec<String> {
 // ---------------------------------------------------------------- main
 
 fn main() -> Result<()> {
+    if filtered_out() {
+        return Ok(());
+    }
     let options = Options::parse()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -787,6 +812,12 @@ async fn run(options: Options) -> Result<()> {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "# Dashboard benchmark\n");
+    if smoke_test() {
+        let _ = writeln!(
+            w,
+            "**Debug build (`cargo test`): a smoke run of the quick mode; these are not figures.**\n"
+        );
+    }
     let _ = writeln!(w, "- command: `{}`", options.command());
     let _ = writeln!(w, "- machine: {}", machine());
     let _ = writeln!(
@@ -896,7 +927,11 @@ async fn run(options: Options) -> Result<()> {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
-    let path = target.join("bench-dashboard.md");
+    let path = target.join(if smoke_test() {
+        "bench-dashboard-smoke.md"
+    } else {
+        "bench-dashboard.md"
+    });
     std::fs::write(&path, &out)?;
     note(format!("report written to {}", path.display()));
     Ok(())
