@@ -862,37 +862,39 @@ async fn run(options: Options) -> Result<()> {
         board_limit,
         ratio(board.samples.p50(), board_limit)
     );
-    let stats_limit = raw_events.p50() + stats_floor.p50();
-    for (label, fetched) in [
-        ("new event before each request", &stats_fresh),
-        ("repeated", &stats_again),
+    // A fresh answer must read the history; a repeated one need not (the
+    // server may reuse it), so its floor is moving the bytes alone.
+    for (what, fresh, again, floor) in [
+        (
+            format!("`GET /api/boards/{{id}}/stats`, {} events", seeded.events),
+            &stats_fresh,
+            &stats_again,
+            &stats_floor,
+        ),
+        (
+            format!("`GET /boards/{{id}}/flow`, {} events", seeded.events),
+            &flow_fresh,
+            &flow_again,
+            &flow_floor,
+        ),
     ] {
+        let limit = raw_events.p50() + floor.p50();
         let _ = writeln!(
             w,
-            "| `GET /api/boards/{{id}}/stats`, {} events, {label}, {} bytes | {} | raw read of the event rows {:.2} ms + moving the bytes {:.2} ms = {:.2} ms | {} |",
-            seeded.events,
-            fetched.bytes,
-            fetched.samples.text(),
+            "| {what}, a new event before each request, {} bytes | {} | raw read of the event rows {:.2} ms + moving the bytes {:.2} ms = {:.2} ms | {} |",
+            fresh.bytes,
+            fresh.samples.text(),
             raw_events.p50(),
-            stats_floor.p50(),
-            stats_limit,
-            ratio(fetched.samples.p50(), stats_limit)
+            floor.p50(),
+            limit,
+            ratio(fresh.samples.p50(), limit)
         );
-    }
-    let flow_limit = raw_events.p50() + flow_floor.p50();
-    for (label, fetched) in [
-        ("new event before each request", &flow_fresh),
-        ("repeated", &flow_again),
-    ] {
         let _ = writeln!(
             w,
-            "| `GET /boards/{{id}}/flow`, {label}, {} bytes | {} | raw read of the event rows {:.2} ms + moving the bytes {:.2} ms = {:.2} ms | {} |",
-            fetched.bytes,
-            fetched.samples.text(),
-            raw_events.p50(),
-            flow_floor.p50(),
-            flow_limit,
-            ratio(fetched.samples.p50(), flow_limit)
+            "| {what}, repeated | {} | moving the bytes {:.2} ms | {} |",
+            again.samples.text(),
+            floor.p50(),
+            ratio(again.samples.p50(), floor.p50())
         );
     }
     if assets.len() != 2 {
