@@ -341,6 +341,27 @@
     }
   }
 
+  // A card's "More" menu is built when it opens: the same three entries on
+  // every card would otherwise be sent once per card (2,000 times on a big
+  // board). The card's data attributes say what they must read.
+  function fillMenu(card) {
+    const menu = $('details.card-menu .menu', card);
+    if (!menu || menu.childElementCount) return;
+    const key = $('.key', card).textContent;
+    const on = card.dataset.ready === 'true';
+    const move = document.createElement('button');
+    move.type = 'button'; move.dataset.act = 'move';
+    move.setAttribute('aria-label', 'Move to lane… (' + key + ')');
+    move.textContent = 'Move to lane…';
+    const ready = document.createElement('button');
+    ready.type = 'button'; ready.dataset.act = 'ready';
+    ready.setAttribute('aria-pressed', on ? 'true' : 'false');
+    ready.textContent = on ? 'Agent-ready: on (agents may claim it)' : 'Agent-ready: off (agents may not claim it)';
+    const open = document.createElement('a');
+    open.href = '/items/' + card.dataset.id; open.textContent = 'Open ' + key;
+    menu.append(move, ready, open);
+  }
+
   function openMoveMenu(card, button) {
     const old = $('select.move-to', card);
     if (old) { old.focus(); return; }
@@ -433,7 +454,7 @@
       case 'ArrowRight': side(1); break;
       case 'ArrowLeft': side(-1); break;
       case 'Enter': location.href = $('a.title', card).href; break;
-      case 'm': { const b = $('[data-act=move]', card); if (b) { $('details.card-menu', card).open = true; openMoveMenu(card, b); } break; }
+      case 'm': { fillMenu(card); const b = $('[data-act=move]', card); if (b) { $('details.card-menu', card).open = true; openMoveMenu(card, b); } break; }
       default: return;
     }
     ev.preventDefault();
@@ -444,7 +465,8 @@
     // A closed menu lets a deferred live refresh through.
     board.addEventListener('toggle', (ev) => {
       const card = ev.target.closest && ev.target.closest('li.card');
-      if (card && !ev.target.open) settle(card.dataset.id);
+      if (card && ev.target.open) fillMenu(card);
+      else if (card) settle(card.dataset.id);
     }, true);
     board.addEventListener('focusin', (ev) => { if (ev.target.matches && ev.target.matches('li.card')) focusCard(ev.target); });
     rovingStart();

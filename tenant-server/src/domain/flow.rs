@@ -11,8 +11,14 @@
 //!   claim or first entry into an in-progress, review or blocked lane,
 //!   whichever comes first) to done; counted for items done in the range;
 //! - *lane stay*: entering a lane to leaving it, for stays that ended in
-//!   the range; *blocked time*: stays in blocked lanes, including ones
-//!   still running at the end of the range;
+//!   the range;
+//! - *blocked time*: the time, within the range, that an item spent in a
+//!   blocked lane or, while not done, waiting for a dependency (an item in
+//!   its `blocked_by`) that was not done; both at once count once. Periods
+//!   still running at the end of the range count up to it. Dependencies
+//!   come from the history: `blocked_by` of `item.created` and
+//!   `changes.blocked_by.after` of `item.updated`; an item is done while it
+//!   is in a done lane;
 //! - *WIP*: items in in-progress and review lanes; the cumulative flow
 //!   counts items per lane at the end of each day;
 //! - *claim saturation*: the most claims one worker held at once that day
@@ -28,6 +34,7 @@ use super::board::LaneRole;
 use super::validate::FieldErrors;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -39,15 +46,22 @@ pub const MAX_DAYS: i64 = 366;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub id: i64,
-    pub name: String,
+    /// Shared: every event of a worker names the same string.
+    pub name: Arc<str>,
     pub kind: WorkerKind,
 }
 
 /// What one history event did to the flow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// `blocked_by`: the dependencies it was created with.
     Created {
         lane_id: i64,
+        blocked_by: Vec<i64>,
+    },
+    /// Its dependencies were replaced by `blocked_by`.
+    Dependencies {
+        blocked_by: Vec<i64>,
     },
     Moved {
         to_lane_id: i64,
@@ -200,14 +214,28 @@ pub struct WorkerFlow {
     pub released: i64,
 }
 
+/// Blocked time: an item is blocked while it is in a blocked lane, or
+/// while it is not done and one of its dependencies (`blocked_by`, as the
+/// history recorded it) is not done (in a done lane). Only time inside the
+/// range counts; periods still running at its end count up to it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct BlockedTime {
-    /// Time spent in blocked lanes within the range, summed.
+    /// Time items were blocked for either reason, summed over items; an
+    /// item in a blocked lane that also waits for a dependency counts once.
     pub total_seconds: i64,
-    /// Blocked stays that ended in the range.
+    /// Of which in blocked lanes.
+    pub lane_seconds: i64,
+    /// Time open items waited for dependencies that were not done.
+    pub dependency_seconds: i64,
+    /// Blocked-lane stays that ended in the range.
     pub stays: Percentiles,
+    /// Dependency waits that ended in the range (the last unfinished
+    /// dependency was done or removed, or the item itself was done).
+    pub dependency_waits: Percentiles,
     /// Items in a blocked lane at the end of the range.
     pub blocked_at_end: i64,
+    /// Items waiting for an unfinished dependency at the end of the range.
+    pub waiting_at_end: i64,
 }
 
 /// Everything the stats endpoint and the flow page show.
@@ -240,11 +268,45 @@ struct ItemState {
     created_ms: Option<i64>,
     started_ms: Option<i64>,
     holder: Option<i64>,
+    /// In a done lane.
+    done: bool,
+    blockers: Vec<i64>,
+    /// When the current blocked period (lane, dependency, either) began.
+    lane_blocked_since: Option<i64>,
+    waiting_since: Option<i64>,
+    blocked_since: Option<i64>,
+}
+
+/// Time accumulated by blocked periods, clipped to the range.
+#[derive(Default)]
+struct BlockedClock {
+    lane_ms: i64,
+    dependency_ms: i64,
+    total_ms: i64,
+    /// Whole lengths of dependency waits that ended in the range.
+    waits: Vec<i64>,
+}
+
+/// Starts or ends one blocked period at `at`; an ended period adds its part
+/// after `from` to `acc` and returns its whole length.
+fn track(since: &mut Option<i64>, on: bool, at: i64, from: i64, acc: &mut i64) -> Option<i64> {
+    match (*since, on) {
+        (None, true) => {
+            *since = Some(at);
+            None
+        }
+        (Some(start), false) => {
+            *since = None;
+            *acc += (at - start.max(from)).max(0);
+            Some(at - start)
+        }
+        _ => None,
+    }
 }
 
 #[derive(Default)]
 struct WorkerState {
-    name: String,
+    name: Arc<str>,
     kind: Option<WorkerKind>,
     held: i64,
     done: i64,
@@ -266,7 +328,9 @@ struct Replay<'a> {
     lane_end: Vec<Vec<i64>>,
     lane_peak: Vec<Vec<i64>>,
     stays: Vec<Vec<i64>>,
-    blocked_ms: i64,
+    blocked: BlockedClock,
+    /// Item → the items whose `blocked_by` names it.
+    dependents: HashMap<i64, Vec<i64>>,
     cycle: [Vec<i64>; 3],
     lead: [Vec<i64>; 3],
     /// The first day not yet closed.
@@ -321,7 +385,8 @@ impl<'a> Replay<'a> {
             lane_end: vec![vec![0; days]; lanes.len()],
             lane_peak: vec![vec![0; days]; lanes.len()],
             stays: vec![Vec::new(); lanes.len()],
-            blocked_ms: 0,
+            blocked: BlockedClock::default(),
+            dependents: HashMap::new(),
             cycle: Default::default(),
             lead: Default::default(),
             open_day: 0,
@@ -431,13 +496,13 @@ impl<'a> Replay<'a> {
         if item.started_ms.is_none() && starts_work(self.lanes[to].role) {
             item.started_ms = Some(at_ms);
         }
+        let was_done = item.done;
+        item.done = self.lanes[to].role == LaneRole::Done;
+        let done_changed = was_done != item.done;
         if let Some(from) = from {
             self.counts[from] -= 1;
             if day.is_some() {
                 self.stays[from].push(at_ms - entered);
-            }
-            if self.lanes[from].role == LaneRole::Blocked {
-                self.blocked_ms += (at_ms - entered.max(self.range.from_ms)).max(0);
             }
         }
         self.counts[to] += 1;
@@ -445,6 +510,78 @@ impl<'a> Replay<'a> {
             self.lane_peak[to][d] = self.lane_peak[to][d].max(self.counts[to]);
             self.days[d].wip_peak = self.days[d].wip_peak.max(self.wip_now());
         }
+        self.refresh_blocked(item_id, at_ms);
+        if done_changed && let Some(waiting) = self.dependents.get(&item_id).cloned() {
+            for dependent in waiting {
+                self.refresh_blocked(dependent, at_ms);
+            }
+        }
+    }
+
+    /// Replaces an item's dependencies (keeping the reverse index) and
+    /// re-evaluates whether it waits.
+    fn set_blockers(&mut self, item_id: i64, blockers: &[i64], at_ms: i64) {
+        let item = self.items.entry(item_id).or_default();
+        let old = std::mem::replace(&mut item.blockers, blockers.to_vec());
+        for b in old {
+            if let Some(list) = self.dependents.get_mut(&b) {
+                list.retain(|i| *i != item_id);
+            }
+        }
+        for b in blockers {
+            let list = self.dependents.entry(*b).or_default();
+            if !list.contains(&item_id) {
+                list.push(item_id);
+            }
+        }
+        self.refresh_blocked(item_id, at_ms);
+    }
+
+    /// Starts or ends the item's blocked periods as of `at_ms`.
+    fn refresh_blocked(&mut self, item_id: i64, at_ms: i64) {
+        let Some(item) = self.items.get(&item_id) else {
+            return;
+        };
+        let in_blocked_lane = item
+            .lane
+            .and_then(|l| self.lane_index.get(&l))
+            .is_some_and(|i| self.lanes[*i].role == LaneRole::Blocked);
+        // A dependency the history never showed counts as not done.
+        let waiting = !item.done
+            && item
+                .blockers
+                .iter()
+                .any(|b| self.items.get(b).is_none_or(|bi| !bi.done));
+        let from = self.range.from_ms;
+        let in_range = self.range.contains(at_ms);
+        let clock = &mut self.blocked;
+        let Some(item) = self.items.get_mut(&item_id) else {
+            return;
+        };
+        track(
+            &mut item.lane_blocked_since,
+            in_blocked_lane,
+            at_ms,
+            from,
+            &mut clock.lane_ms,
+        );
+        if let Some(length) = track(
+            &mut item.waiting_since,
+            waiting,
+            at_ms,
+            from,
+            &mut clock.dependency_ms,
+        ) && in_range
+        {
+            clock.waits.push(length);
+        }
+        track(
+            &mut item.blocked_since,
+            in_blocked_lane || waiting,
+            at_ms,
+            from,
+            &mut clock.total_ms,
+        );
     }
 
     fn lane_after_expiry(&self, item_id: i64) -> Option<i64> {
@@ -471,9 +608,18 @@ impl<'a> Replay<'a> {
         let at = event.at_ms;
         let day = self.day(at);
         match &event.change {
-            Change::Created { lane_id } => {
+            Change::Created {
+                lane_id,
+                blocked_by,
+            } => {
                 self.items.entry(event.item_id).or_default().created_ms = Some(at);
                 self.enter_lane(event.item_id, *lane_id, at);
+                if !blocked_by.is_empty() {
+                    self.set_blockers(event.item_id, blocked_by, at);
+                }
+            }
+            Change::Dependencies { blocked_by } => {
+                self.set_blockers(event.item_id, blocked_by, at);
             }
             Change::Moved {
                 to_lane_id,
@@ -579,26 +725,32 @@ impl<'a> Replay<'a> {
     fn finish(mut self) -> FlowReport {
         let end = self.range.end_ms();
         self.advance(end);
-        // Blocked stays still running at the end count up to it.
+        // Blocked periods still running at the end count up to it.
+        let from = self.range.from_ms;
+        let running = |since: Option<i64>| since.map_or(0, |s| (end - s.max(from)).max(0));
+        let mut waiting_at_end = 0;
         for item in self.items.values() {
-            if let Some(i) = item.lane.and_then(|l| self.lane_index.get(&l))
-                && self.lanes[*i].role == LaneRole::Blocked
-            {
-                self.blocked_ms += (end - item.entered_ms.max(self.range.from_ms)).max(0);
-            }
+            self.blocked.lane_ms += running(item.lane_blocked_since);
+            self.blocked.dependency_ms += running(item.waiting_since);
+            self.blocked.total_ms += running(item.blocked_since);
+            waiting_at_end += i64::from(item.waiting_since.is_some());
         }
         let blocked_index: Vec<usize> = (0..self.lanes.len())
             .filter(|i| self.lanes[*i].role == LaneRole::Blocked)
             .collect();
         let blocked = BlockedTime {
-            total_seconds: self.blocked_ms / 1000,
+            total_seconds: self.blocked.total_ms / 1000,
+            lane_seconds: self.blocked.lane_ms / 1000,
+            dependency_seconds: self.blocked.dependency_ms / 1000,
             stays: Percentiles::of(
                 blocked_index
                     .iter()
                     .flat_map(|i| self.stays[*i].iter().copied())
                     .collect(),
             ),
+            dependency_waits: Percentiles::of(std::mem::take(&mut self.blocked.waits)),
             blocked_at_end: blocked_index.iter().map(|i| self.counts[*i]).sum(),
+            waiting_at_end,
         };
         let lanes = self
             .lanes
@@ -624,7 +776,7 @@ impl<'a> Replay<'a> {
                 (active && (self.range.kind.is_none() || self.range.kind == Some(kind))).then(
                     || WorkerFlow {
                         id,
-                        name: w.name,
+                        name: w.name.to_string(),
                         kind,
                         done: w.done,
                         claims: w.claims,
@@ -754,14 +906,41 @@ pub fn analyze(
     lanes: &[LaneInfo],
     events: impl IntoIterator<Item = FlowEvent>,
 ) -> FlowReport {
-    let mut replay = Replay::new(range, lanes);
+    let mut analysis = Analysis::new(range, lanes);
     for event in events {
-        if event.at_ms >= range.end_ms() {
-            continue;
-        }
-        replay.apply(&event);
+        analysis.push(&event);
     }
-    replay.finish()
+    analysis.finish()
+}
+
+/// [`analyze`] one event at a time, for callers that stream the history
+/// instead of collecting it first.
+pub struct Analysis<'a>(Replay<'a>);
+
+impl std::fmt::Debug for Analysis<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analysis")
+            .field("events_read", &self.0.events_read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(range: FlowRange, lanes: &'a [LaneInfo]) -> Self {
+        Self(Replay::new(range, lanes))
+    }
+
+    /// The next event in history order; events at or after the end of the
+    /// range are ignored.
+    pub fn push(&mut self, event: &FlowEvent) {
+        if event.at_ms < self.0.range.end_ms() {
+            self.0.apply(event);
+        }
+    }
+
+    pub fn finish(self) -> FlowReport {
+        self.0.finish()
+    }
 }
 
 #[cfg(test)]
@@ -844,7 +1023,15 @@ mod tests {
     fn one_item_through_the_board_gives_its_cycle_lead_and_stays() {
         let a = agent();
         let events = vec![
-            ev(1, H, None, Change::Created { lane_id: 1 }),
+            ev(
+                1,
+                H,
+                None,
+                Change::Created {
+                    lane_id: 1,
+                    blocked_by: vec![],
+                },
+            ),
             ev(
                 1,
                 3 * H,
@@ -911,8 +1098,24 @@ mod tests {
             kind: WorkerKind::Human,
         };
         let events = vec![
-            ev(1, 0, None, Change::Created { lane_id: 1 }),
-            ev(2, 0, None, Change::Created { lane_id: 1 }),
+            ev(
+                1,
+                0,
+                None,
+                Change::Created {
+                    lane_id: 1,
+                    blocked_by: vec![],
+                },
+            ),
+            ev(
+                2,
+                0,
+                None,
+                Change::Created {
+                    lane_id: 1,
+                    blocked_by: vec![],
+                },
+            ),
             ev(1, H, Some(a.clone()), Change::Claimed { holder: a.clone() }),
             ev(1, 2 * H, None, Change::LeaseExpired),
             ev(
@@ -952,7 +1155,15 @@ mod tests {
     #[test]
     fn history_before_the_range_sets_the_starting_state_only() {
         let events = vec![
-            ev(1, 0, None, Change::Created { lane_id: 1 }),
+            ev(
+                1,
+                0,
+                None,
+                Change::Created {
+                    lane_id: 1,
+                    blocked_by: vec![],
+                },
+            ),
             ev(
                 1,
                 H,

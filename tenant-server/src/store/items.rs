@@ -238,11 +238,21 @@ pub fn create(
             item_id: Some(id),
             actor_id: Some(caller.worker_id),
             at_ms: now_ms,
-            data: json!({"lane_id": lane.id, "status": lane.role, "kind": new.kind, "title": new.title, "priority": new.priority}),
+            data: created_data(&lane, new),
         },
     )?;
     super::tx::announce_if_agent_ready(tx, &board, id, Some(caller.worker_id), now_ms)?;
     super::tx::reload(tx, id, now_ms)
+}
+
+/// The `item.created` payload; `blocked_by` when it has dependencies (flow
+/// analytics replay them to count time waiting for open dependencies).
+fn created_data(lane: &super::model::Lane, new: &NewItem) -> serde_json::Value {
+    let mut data = json!({"lane_id": lane.id, "status": lane.role, "kind": new.kind, "title": new.title, "priority": new.priority});
+    if !new.blocked_by.is_empty() {
+        data["blocked_by"] = json!(new.blocked_by);
+    }
+    data
 }
 
 /// `PATCH /api/items/{id}`: only changed fields count; `version` grows

@@ -200,8 +200,14 @@ pub fn headlines(report: &FlowReport) -> Vec<Headline> {
     out.push(Headline {
         label: "Time blocked".into(),
         value: short_duration(report.blocked.total_seconds),
-        note: format!("{} blocked now", report.blocked.blocked_at_end),
-        warn: report.blocked.blocked_at_end > 0,
+        note: format!(
+            "{} in blocked lanes, {} waiting for open dependencies; now {} in Blocked, {} waiting",
+            short_duration(report.blocked.lane_seconds),
+            short_duration(report.blocked.dependency_seconds),
+            report.blocked.blocked_at_end,
+            report.blocked.waiting_at_end
+        ),
+        warn: report.blocked.blocked_at_end + report.blocked.waiting_at_end > 0,
     });
     out
 }

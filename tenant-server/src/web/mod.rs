@@ -9,6 +9,7 @@
 //! sign-out and user creation. `health` holds the read-only queue health
 //! queries.
 
+pub mod card;
 pub mod charts;
 pub mod flow;
 pub mod health;
@@ -119,14 +120,10 @@ async fn js() -> Response {
 }
 
 /// Every template, by name; `.html` names turn tera's autoescape on.
-const TEMPLATES: [(&str, &str); 14] = [
+const TEMPLATES: [(&str, &str); 13] = [
     (
         "base.html",
         include_str!("../../../templates/tenant/base.html"),
-    ),
-    (
-        "card.html",
-        include_str!("../../../templates/tenant/card.html"),
     ),
     (
         "login.html",

@@ -5,7 +5,7 @@
 //! user creation, each checked against a CSRF token.
 
 use super::session::{self, FORM_COOKIE, SESSION_COOKIE, Session};
-use super::{WebError, health, page, parse_form, render_to_string, with_page_headers};
+use super::{WebError, health, page, parse_form, with_page_headers};
 use crate::AppState;
 use crate::commands::{self, sessions};
 use crate::domain::{DomainError, Scope};
@@ -364,7 +364,7 @@ pub async fn boards(
     page("boards.html", &context)
 }
 
-/// One card as the board shows it (`card.html`).
+/// One card as the board shows it (`web::card`).
 #[derive(Debug, Clone, Serialize)]
 pub struct CardView {
     pub id: i64,
@@ -436,7 +436,11 @@ pub struct LaneView {
     pub count: usize,
     pub full: bool,
     pub over: bool,
+    /// Not sent to the template: `cards_html` carries them rendered.
+    #[serde(skip)]
     pub items: Vec<CardView>,
+    /// The lane's cards (`web::card`), filled by `board_context`.
+    pub cards_html: String,
 }
 
 /// Groups a board's items into its lanes, in lane order.
@@ -464,6 +468,7 @@ pub fn lane_views(lanes: &[Lane], items: &[Item]) -> Vec<LaneView> {
                 full: lane.wip_limit.is_some_and(|l| count as i64 >= l),
                 over: lane.wip_limit.is_some_and(|l| count as i64 > l),
                 items: cards,
+                cards_html: String::new(),
             }
         })
         .collect()
@@ -480,7 +485,16 @@ pub fn board_context(
 ) -> tera::Context {
     let mut context = base(session, &board.name);
     context.insert("board", board);
-    context.insert("lanes", &lane_views(lanes, items));
+    let me = MeView::of(session);
+    let mut lanes = lane_views(lanes, items);
+    for lane in &mut lanes {
+        let mut html = String::with_capacity(lane.items.len() * 900);
+        for card in &lane.items {
+            super::card::render(&mut html, card, &me);
+        }
+        lane.cards_html = html;
+    }
+    context.insert("lanes", &lanes);
     context.insert("truncated", &truncated);
     context.insert("limit", &BOARD_PAGE_LIMIT);
     context.insert("last_event", &last_event);
@@ -528,7 +542,7 @@ pub async fn board(
     )
 }
 
-/// One card's HTML, for live updates (the same `card.html` the page uses).
+/// One card's HTML, for live updates (the same `web::card` the page uses).
 pub async fn card(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
@@ -539,9 +553,8 @@ pub async fn card(
     if item.board_id != board_id {
         return Err(ApiError::NotFound("item".into()).into());
     }
-    let mut context = base(&session, "");
-    context.insert("item", &CardView::of(&item));
-    let html = render_to_string("card.html", &context)?;
+    let mut html = String::new();
+    super::card::render(&mut html, &CardView::of(&item), &MeView::of(&session));
     Ok(with_page_headers(Html(html).into_response()))
 }
 

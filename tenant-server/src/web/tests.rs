@@ -1,6 +1,5 @@
 //! Every template rendered with fixture data: escaping, the CSRF field,
-//! the card markup the board's JS relies on, and a 2,000-item board's
-//! render time (printed, not asserted).
+//! and the card markup (`web::card`) the board's JS relies on.
 
 use super::pages::{self, CardView};
 use super::session::{Session, User};
@@ -12,7 +11,6 @@ use crate::domain::error::WorkerRef;
 use crate::domain::item::ItemKind;
 use crate::store::model::{Board, ClaimView, Item, Lane, Timestamp};
 use serde_json::json;
-use std::time::Instant;
 
 const XSS: &str = "<script>alert(1)</script>";
 
@@ -134,7 +132,10 @@ fn the_board_renders_titles_inert_and_carries_the_csrf_token() {
     assert!(html.contains(r#"<span class="badge defect">defect</span>"#));
     assert!(html.contains(r#"<span class="who who-agent">agent</span> bot-1"#));
     assert!(html.contains(r#"data-lease="1800000""#));
-    assert!(html.contains("aria-label=\"Move to lane… (CORE-1)\""));
+    // The "More" menu is an empty shell the script fills when it opens;
+    // the card carries what the menu needs to say.
+    assert!(html.contains(r#"<div class="menu"></div>"#));
+    assert!(html.contains(r#"data-ready="true""#) || html.contains(r#"data-ready="false""#));
     // Every lane heading shows its count, and WIP lanes their limit.
     assert!(html.contains("/ 5</span>"));
     assert!(!html.contains("<script>"), "no inline script at all");
@@ -142,39 +143,28 @@ fn the_board_renders_titles_inert_and_carries_the_csrf_token() {
 
 #[test]
 fn a_card_fragment_matches_the_board_markup() {
-    let mut context = pages::board_context(
-        &session(Scope::QueueWrite),
-        &board(),
-        &lanes(),
-        &[],
-        false,
-        0,
-    );
-    context.insert("item", &CardView::of(&item(6, "six")));
-    let html = render("card.html", &context);
+    let html = card_html(Scope::QueueWrite, &CardView::of(&item(6, "six")));
     assert!(html.starts_with("<li class=\"card kind-task held\" id=\"item-6\""));
     assert!(html.contains(r#"data-lane="1""#));
     assert!(html.contains(r#"data-holder="bot-1""#));
     // Held by someone else and not a board admin: no claim, no release.
     assert!(!html.contains(r#"data-act="release""#));
     assert!(!html.contains(r#"data-act="claim""#));
-    assert!(html.contains(r#"aria-pressed="true""#));
+    assert!(html.contains(r#"data-ready="true""#));
 }
 
 #[test]
 fn a_read_only_user_gets_no_action_buttons() {
-    let mut context = pages::board_context(
-        &session(Scope::QueueRead),
-        &board(),
-        &lanes(),
-        &[],
-        false,
-        0,
-    );
-    context.insert("item", &CardView::of(&item(1, "one")));
-    let html = render("card.html", &context);
+    let html = card_html(Scope::QueueRead, &CardView::of(&item(1, "one")));
     assert!(!html.contains("data-act"));
     assert!(html.contains(r#"draggable="false""#));
+}
+
+/// One card (`web::card`) as a user with `scope` sees it.
+fn card_html(scope: Scope, view: &CardView) -> String {
+    let mut out = String::new();
+    super::card::render(&mut out, view, &pages::MeView::of(&session(scope)));
+    out
 }
 
 fn base_context(scope: Scope) -> tera::Context {
@@ -333,30 +323,18 @@ fn form_bodies_decode_like_browsers_encode_them() {
     assert_eq!(pairs[4], ("e".into(), "%zz".into()));
 }
 
-/// Not a timed assertion: prints how long a 2,000-item board takes to
-/// render (`cargo test -p tenant-server --release --lib web::tests::render_time -- --nocapture`).
+/// A 2,000-item board renders every card (its timing is measured by
+/// `cargo bench -p tenant-server --bench dashboard`, not by a test).
 #[test]
-fn render_time_of_a_two_thousand_item_board() {
+fn a_two_thousand_item_board_renders_every_card() {
     let items: Vec<Item> = (1..=2000)
         .map(|i| item(i, &format!("Item number {i} with a title")))
         .collect();
     let session = session(Scope::Admin);
     let (board, lanes) = (board(), lanes());
-    let mut best = f64::MAX;
-    let mut best_context = f64::MAX;
-    let mut size = 0;
-    for _ in 0..5 {
-        let started = Instant::now();
-        let context = pages::board_context(&session, &board, &lanes, &items, false, 0);
-        best_context = best_context.min(started.elapsed().as_secs_f64() * 1000.0);
-        let html = render("board.html", &context);
-        best = best.min(started.elapsed().as_secs_f64() * 1000.0);
-        size = html.len();
-    }
-    println!(
-        "board of 2000 items: context {best_context:.1} ms, context + render {best:.1} ms (best of 5), {size} bytes of HTML"
-    );
-    assert!(size > 2000 * 200);
+    let context = pages::board_context(&session, &board, &lanes, &items, false, 0);
+    let html = render("board.html", &context);
+    assert_eq!(html.matches("<li class=\"card ").count(), 2000);
 }
 
 #[test]
@@ -376,25 +354,21 @@ fn lease_lengths_show_in_the_largest_whole_unit() {
 
 #[test]
 fn only_a_held_card_offers_a_release_and_only_a_queued_one_a_claim() {
-    let mut context = base_context(Scope::Admin);
     let mut done = item(7, "finished");
     done.status = LaneRole::Done;
     done.claim = None;
-    context.insert("item", &CardView::of(&done));
-    let html = render("card.html", &context);
+    let html = card_html(Scope::Admin, &CardView::of(&done));
     assert!(!html.contains("data-act=\"release\""), "{html}");
     assert!(!html.contains("data-act=\"claim\""), "{html}");
     assert!(html.contains("More actions for CORE-7"));
     let queued = item(4, "waiting");
-    context.insert("item", &CardView::of(&queued));
-    let html = render("card.html", &context);
+    let html = card_html(Scope::Admin, &CardView::of(&queued));
     assert!(
         html.contains(r#"class="primary-act" data-act="claim""#),
         "{html}"
     );
     let held = item(3, "held by a bot");
-    context.insert("item", &CardView::of(&held));
-    let html = render("card.html", &context);
+    let html = card_html(Scope::Admin, &CardView::of(&held));
     assert!(
         html.contains("Force release CORE-3 (held by bot-1)"),
         "{html}"

@@ -9,7 +9,12 @@ use taskharbor::commands;
 use taskharbor::domain::Principal;
 use taskharbor::domain::board::LaneRole;
 use taskharbor::domain::flow::parse_date;
-use taskharbor::domain::item::{NewItem, NewItemInput};
+use taskharbor::domain::item::{ItemPatch, ItemPatchInput, NewItem, NewItemInput};
+
+/// The history the dashboard benchmark replays (`benches/dashboard.rs`),
+/// checked here at a size whose figures are worked out by hand.
+#[path = "../../benches/fixtures/flow_history.rs"]
+mod flow_history;
 use taskharbor::store::queue::MoveTarget;
 use taskharbor::store::tokens;
 
@@ -37,10 +42,22 @@ impl Seeder<'_> {
     }
 
     async fn create(&self, who: &Principal, title: &str, lane: Option<i64>, at: i64) -> i64 {
+        self.create_waiting(who, title, lane, &[], at).await
+    }
+
+    async fn create_waiting(
+        &self,
+        who: &Principal,
+        title: &str,
+        lane: Option<i64>,
+        blocked_by: &[i64],
+        at: i64,
+    ) -> i64 {
         let new = NewItem::parse(NewItemInput {
             title,
             agent_ready: Some(true),
             lane_id: lane,
+            blocked_by: (!blocked_by.is_empty()).then_some(blocked_by),
             ..NewItemInput::default()
         })
         .expect("valid item");
@@ -54,6 +71,17 @@ impl Seeder<'_> {
         commands::queue::claim(&self.server.state.store, who, item, start, None, at)
             .await
             .expect("claim");
+    }
+
+    async fn wait_for(&self, who: &Principal, item: i64, blocked_by: &[i64], at: i64) {
+        let patch = ItemPatch::parse(ItemPatchInput {
+            blocked_by: Some(blocked_by),
+            ..ItemPatchInput::default()
+        })
+        .expect("valid patch");
+        commands::items::update(&self.server.state.store, who, item, &patch, None, None, at)
+            .await
+            .expect("update");
     }
 
     async fn move_to(&self, who: &Principal, item: i64, role: LaneRole, at: i64) {
@@ -352,105 +380,143 @@ async fn stats_refuse_bad_ranges_and_other_boards() {
         .expect_error(401, "unauthorized");
 }
 
-/// Not a timed assertion: prints how long the stats endpoint and the flow
-/// page take over 100,000 history events (20,000 items, each created,
-/// claimed, started, finished over 90 days). Run with `--release --
-/// --nocapture` for the figures quoted in BENCHMARKS.md.
+/// Blocked time counts an open item waiting for unfinished dependencies
+/// as well as time in a blocked lane (the union, so an item both waiting
+/// and in a blocked lane counts once). Three days from 2026-02-01, UTC:
+/// - day 0 08:00: P created; W created waiting for P (dependency wait
+///   starts); 10:00 Q created; 12:00 W edited to wait for P and Q;
+/// - day 1 08:00: P done (W still waits for Q); 18:00 W moved to Blocked;
+///   20:00 Q done: W's dependency wait ends after 36 h;
+/// - day 2 06:00: W moved to Ready: 12 h in Blocked, 2 of them (18:00 to
+///   20:00) also waiting, so W is blocked 36 + 12 - 2 = 46 h in all;
+/// - day 2 00:00: R created, X created waiting for R (open to the end of the
+///   range: 24 h, still waiting at the end); Y created waiting for P,
+///   which is done already (no wait).
+///
+/// Expected: dependency waits 36 + 24 = 60 h; blocked lane 12 h; blocked
+/// in all 46 + 24 = 70 h; one item waiting at the end, none in Blocked.
 #[tokio::test]
-async fn flow_over_a_hundred_thousand_events_measurement() {
-    let server = TestServer::start().await;
-    let browser = crate::web::first_admin(&server).await;
-    let board = server.board("BIG").await;
-    let lanes = server.lanes(board).await;
-    let lane = |role: &str| {
-        lanes
-            .iter()
-            .find(|l| l["role"] == role)
-            .and_then(|l| l["id"].as_i64())
-            .expect("lane")
+async fn waiting_for_open_dependencies_counts_as_blocked_time() {
+    let server = TestServer::start_with(|c| c.reaper_interval_ms = 3_600_000).await;
+    let board = server.board("DEPS").await;
+    let base = parse_date("2026-02-01").expect("date");
+    let seed = Seeder {
+        server: &server,
+        board,
+        base,
     };
-    let (ready, doing, done) = (lane("ready"), lane("in_progress"), lane("done"));
-    let workers: Vec<i64> = {
-        let mut ids = Vec::new();
-        for n in 0..8 {
-            let kind = if n % 2 == 0 { "agent" } else { "human" };
-            server
-                .token(&format!("w{n}"), kind, &["queue:write"], None)
-                .await;
-        }
-        let rows: Vec<(i64,)> = sqlx::query_as("SELECT id FROM workers WHERE name LIKE 'w%'")
-            .fetch_all(&server.state.store.reader)
-            .await
-            .expect("workers");
-        ids.extend(rows.into_iter().map(|r| r.0));
-        ids
-    };
-    let to = parse_date("2026-03-31").expect("date");
-    let from = to - 89 * DAY;
-    // Raw inserts: a benchmark fixture, not behaviour under test.
-    let mut tx = server.state.store.writer.begin().await.expect("tx");
-    for n in 0..20_000_i64 {
-        let created = from + (n * 389 * 1000) % (88 * DAY);
-        let worker = workers[(n % workers.len() as i64) as usize];
-        let kind = if n % 2 == 0 { "agent" } else { "human" };
-        let holder = json!({"id": worker, "name": format!("w{}", n % 8), "kind": kind});
-        let steps = [
-            ("item.created", created, json!({"lane_id": ready})),
-            ("item.claimed", created + HOUR, json!({"holder": holder})),
-            (
-                "item.moved",
-                created + HOUR,
-                json!({"from_lane_id": ready, "to_lane_id": doing, "claim_ended": false}),
-            ),
-            (
-                "item.moved",
-                created + HOUR * (2 + n % 30),
-                json!({"from_lane_id": doing, "to_lane_id": done, "claim_ended": true}),
-            ),
-            (
-                "item.done",
-                created + HOUR * (2 + n % 30),
-                json!({"lane_id": done}),
-            ),
-        ];
-        for (kind, at, data) in steps {
-            sqlx::query(
-                "INSERT INTO events (board_id, item_id, type, actor_id, at, data) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(board)
-            .bind(1_000_000 + n)
-            .bind(kind)
-            .bind(worker)
-            .bind(at)
-            .bind(data.to_string())
-            .execute(&mut *tx)
-            .await
-            .expect("insert");
-        }
-    }
-    tx.commit().await.expect("commit");
+    let admin = seed.principal(&server.admin).await;
+    let backlog = server.lane_id(board, "backlog").await;
+    let p = seed.create(&admin, "P", Some(backlog), seed.at(0, 8)).await;
+    let w = seed
+        .create_waiting(&admin, "W", Some(backlog), &[p], seed.at(0, 8))
+        .await;
+    let q = seed
+        .create(&admin, "Q", Some(backlog), seed.at(0, 10))
+        .await;
+    seed.wait_for(&admin, w, &[p, q], seed.at(0, 12)).await;
+    seed.move_to(&admin, p, LaneRole::Done, seed.at(1, 8)).await;
+    seed.move_to(&admin, w, LaneRole::Blocked, seed.at(1, 18))
+        .await;
+    seed.move_to(&admin, q, LaneRole::Done, seed.at(1, 20))
+        .await;
+    seed.move_to(&admin, w, LaneRole::Ready, seed.at(2, 6))
+        .await;
+    let r = seed.create(&admin, "R", Some(backlog), seed.at(2, 0)).await;
+    seed.create_waiting(&admin, "X", Some(backlog), &[r], seed.at(2, 0))
+        .await;
+    seed.create_waiting(&admin, "Y", Some(backlog), &[p], seed.at(2, 0))
+        .await;
 
-    let range = "from=2026-01-01&to=2026-03-31";
-    let api = format!("/api/boards/{board}/stats?{range}");
-    let page = format!("/boards/{board}/flow?{range}");
-    let mut best_api = std::time::Duration::MAX;
-    let mut best_page = std::time::Duration::MAX;
-    let mut size = 0;
-    for _ in 0..3 {
-        let started = std::time::Instant::now();
-        let stats = server.get(&server.admin, &api).await.expect(200);
-        best_api = best_api.min(started.elapsed());
-        assert_eq!(stats["events_read"], 100_000);
-        assert_eq!(stats["done_total"], 20_000);
-        let started = std::time::Instant::now();
-        let html = browser.get(&page).await;
-        best_page = best_page.min(started.elapsed());
-        assert_eq!(html.status, reqwest::StatusCode::OK);
-        size = html.body.len();
-    }
-    println!(
-        "flow over 100000 events, 90 days: stats JSON {:.1} ms, flow page {:.1} ms ({size} bytes), best of 3",
-        best_api.as_secs_f64() * 1000.0,
-        best_page.as_secs_f64() * 1000.0
+    let stats = server
+        .get(
+            &server.admin,
+            &format!("/api/boards/{board}/stats?from=2026-02-01&to=2026-02-03"),
+        )
+        .await
+        .expect(200);
+    let blocked = &stats["blocked"];
+    assert_eq!(blocked["dependency_seconds"], 60 * 3600, "{blocked}");
+    assert_eq!(blocked["lane_seconds"], 12 * 3600, "{blocked}");
+    assert_eq!(blocked["total_seconds"], 70 * 3600, "{blocked}");
+    assert_eq!(blocked["waiting_at_end"], 1, "{blocked}");
+    assert_eq!(blocked["blocked_at_end"], 0, "{blocked}");
+    // W's finished wait is one ended dependency wait of 36 h.
+    assert_eq!(blocked["dependency_waits"]["count"], 1, "{blocked}");
+    assert_eq!(hours(&blocked["dependency_waits"], "p50"), 36);
+
+    // A new event changes the answer at once (answers are cached by the
+    // board's latest event): R done at day 2 12:00 ends X's wait after 12 h.
+    seed.move_to(&admin, r, LaneRole::Done, seed.at(2, 12))
+        .await;
+    let after = server
+        .get(
+            &server.admin,
+            &format!("/api/boards/{board}/stats?from=2026-02-01&to=2026-02-03"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(after["blocked"]["dependency_seconds"], 48 * 3600);
+    assert_eq!(after["blocked"]["waiting_at_end"], 0);
+    assert_eq!(after["blocked"]["dependency_waits"]["count"], 2);
+
+    // The first day alone: W waits 16 h (08:00 to midnight), nobody else.
+    let first = server
+        .get(
+            &server.admin,
+            &format!("/api/boards/{board}/stats?from=2026-02-01&to=2026-02-01"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(first["blocked"]["dependency_seconds"], 16 * 3600);
+    assert_eq!(first["blocked"]["waiting_at_end"], 1);
+}
+
+/// The benchmark's history (`benches/fixtures/flow_history.rs`) at 300
+/// items over 30 days: item n has cycle time 1 + n % 30 h and lead time
+/// 2 + n % 30 h, so each of 1..=30 h occurs 10 times. Nearest rank over
+/// 300: p50 = 150th = 15 h, p85 = 255th = 26 h, p95 = 285th = 29 h. Agents
+/// (even n) have the odd cycle times 1, 3, …, 29 h, 10 each: p50 = 75th =
+/// 15 h, p95 = 143rd = 29 h. Five events per item; every item is done in
+/// the range, half of them by agents.
+#[tokio::test]
+async fn the_benchmark_history_gives_the_figures_worked_out_by_hand() {
+    let server = TestServer::start().await;
+    let board = server.board("BENCH").await;
+    let from = parse_date("2026-01-01").expect("date");
+    let mut conn = server.state.store.writer.acquire().await.expect("conn");
+    let written = flow_history::seed(&mut conn, board, from, 30, 300)
+        .await
+        .expect("seed");
+    drop(conn);
+    assert_eq!(written, 300 * flow_history::EVENTS_PER_ITEM);
+    let stats = server
+        .get(
+            &server.admin,
+            &format!("/api/boards/{board}/stats?from=2026-01-01&to=2026-01-30"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(stats["events_read"], 1500);
+    assert_eq!(stats["done_total"], 300);
+    let days = stats["days"].as_array().expect("days");
+    let agents: i64 = days.iter().filter_map(|d| d["done_agent"].as_i64()).sum();
+    assert_eq!(agents, 150);
+    let cycle = &stats["cycle_time"];
+    assert_eq!(
+        (
+            hours(&cycle["all"], "p50"),
+            hours(&cycle["all"], "p85"),
+            hours(&cycle["all"], "p95")
+        ),
+        (15, 26, 29)
     );
+    assert_eq!(
+        (hours(&cycle["agent"], "p50"), hours(&cycle["agent"], "p95")),
+        (15, 29)
+    );
+    let lead = &stats["lead_time"]["all"];
+    assert_eq!((hours(lead, "p50"), hours(lead, "max")), (16, 31));
+    assert_eq!(lane(&stats, "Done")["now"], 300);
+    assert_eq!(stats["workers"].as_array().map(Vec::len), Some(8));
 }

@@ -80,7 +80,9 @@ try {
   const toggle = first.getByRole('button', { name: /Agent-ready: on/ });
   if ((await toggle.getAttribute('aria-pressed')) !== 'true') throw new Error('agent-ready toggle not pressed');
   await toggle.click();
-  await first.locator('button[data-act=ready][aria-pressed=false]').waitFor({ state: 'attached' });
+  // The refreshed card says it is no longer agent-ready (its menu is built
+  // from that when it next opens).
+  await page.locator('li.card[data-ready="false"]', { has: page.locator('a.title', { hasText: 'Overflow candidate' }) }).waitFor({ state: 'attached' });
   if (await first.locator('.badge.ready').count()) throw new Error('agent-ready badge still shown');
   await first.locator('summary', { hasText: 'More' }).click();
   await first.getByRole('button', { name: /Agent-ready: off/ }).click();
@@ -180,6 +182,13 @@ try {
   await page.locator('#add-blocker-key').fill('E2E-999');
   await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
   await blockerMsg.filter({ hasText: 'E2E-999 is not an item on this board' }).waitFor();
+  // The issue's own example: another board's real key (PLAT-1 here) is
+  // named and refused, never sent to the API as a null or an id.
+  const otherKey = process.env.E2E_OTHER_KEY || 'PLAT-1';
+  await page.locator('#add-blocker-key').fill(otherKey);
+  await page.locator('#add-blocker').getByRole('button', { name: 'Add' }).click();
+  await blockerMsg.filter({ hasText: `${otherKey} is not an item on this board` }).waitFor();
+  if (await page.locator('.refs li a', { hasText: otherKey }).count()) throw new Error(`${otherKey} was linked`);
   await page.locator('#add-blocker-key').fill('');
   await page.locator('#add-blocker-key').pressSequentially('Agent will');
   await page.locator('#add-blocker-list option', { hasText: 'Agent will claim this' }).waitFor({ state: 'attached' });

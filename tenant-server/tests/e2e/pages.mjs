@@ -28,6 +28,8 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const results = [];
+let faviconServed = false;
+const narrow = [];
 const consoleErrors = [];
 let failure = null;
 try {
@@ -40,6 +42,13 @@ try {
   await page.getByLabel('Password').fill(process.env.E2E_PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${base}/boards`);
+
+  // The favicon the pages link must really be served, as an SVG.
+  const icon = await page.evaluate(() => document.querySelector('link[rel="icon"]')?.getAttribute('href'));
+  const iconResponse = icon ? await page.request.get(base + icon) : null;
+  faviconServed = Boolean(iconResponse && iconResponse.status() === 200
+    && /image\/svg\+xml/.test(iconResponse.headers()['content-type'] || ''));
+  if (!faviconServed) throw new Error(`favicon ${icon} is not served as image/svg+xml`);
 
   for (const width of [1400, 390]) {
     await page.setViewportSize({ width, height: width > 800 ? 900 : 844 });
@@ -80,13 +89,32 @@ try {
       console.log(`page ${name} @${width}: status ${status}, overflow ${overflow}px, ${violations.length} serious/critical`);
     }
   }
+  // The narrowest phone the issue names: no page may scroll sideways.
+  await page.setViewportSize({ width: 360, height: 740 });
+  for (const [name, path] of pages) {
+    await page.goto(base + path, { waitUntil: 'load' });
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate(() =>
+      Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth));
+    const offenders = overflow === 0 ? [] : await page.evaluate(() => {
+      const limit = document.documentElement.clientWidth;
+      return Array.from(document.querySelectorAll('body *'))
+        .filter((el) => el.getBoundingClientRect().right > limit + 1)
+        .slice(-5)
+        .map((el) => `${el.tagName.toLowerCase()}.${el.className} right=${Math.round(el.getBoundingClientRect().right)}`);
+    });
+    if (overflow) await page.screenshot({ path: join(artifacts, `${name}-360.png`), fullPage: true });
+    narrow.push({ name, width: 360, overflow, offenders });
+    console.log(`page ${name} @360: overflow ${overflow}px`);
+  }
 } catch (e) {
   failure = String(e && e.message ? e.message : e);
   console.error(`failed: ${failure}`);
 } finally {
-  const ok = !failure && !consoleErrors.length
-    && results.every((r) => r.status === 200 && r.overflow === 0 && r.violations.length === 0 && r.favicon);
-  console.log('RESULT ' + JSON.stringify({ ok, failure, consoleErrors, results }));
+  const ok = !failure && !consoleErrors.length && faviconServed
+    && results.every((r) => r.status === 200 && r.overflow === 0 && r.violations.length === 0 && r.favicon)
+    && narrow.length === pages.length && narrow.every((r) => r.overflow === 0);
+  console.log('RESULT ' + JSON.stringify({ ok, failure, consoleErrors, faviconServed, narrow, results }));
   await browser.close();
   process.exit(ok ? 0 : 1);
 }
