@@ -38,7 +38,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use taskharbor::commands;
 use taskharbor::domain::board::NewBoard;
+use taskharbor::domain::users::NewUser;
 use taskharbor::store::{self, Durability, Store};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -303,23 +305,21 @@ async fn seed(data_dir: &Path, options: &Options) -> Result<Seeded> {
     let started = Instant::now();
     let store = Store::open(data_dir, Durability::Full, 1).await?;
     let now = store::now_ms();
-    store::tokens::ensure_admin(&store.writer, Some(ADMIN_TOKEN), now).await?;
+    commands::tokens::ensure_admin(&store, Some(ADMIN_TOKEN), now).await?;
     let new = NewBoard::parse("Big board", "BIG").map_err(|e| format!("{e:?}"))?;
-    let board = store::boards::create(&store.writer, &new, now).await?;
+    let board = commands::boards::create(&store, None, &new, now).await?;
     let new = NewBoard::parse("Flow board", "FLOW").map_err(|e| format!("{e:?}"))?;
-    let flow_board = store::boards::create(&store.writer, &new, now).await?;
+    let flow_board = commands::boards::create(&store, None, &new, now).await?;
 
-    // The lead: an admin user with a live session (what the sign-in page
-    // would have created).
-    let user =
-        taskharbor::web::session::NewUser::parse("lead", "a long enough password", "admin", None)
-            .map_err(|e| format!("{e:?}"))?;
-    let hash =
-        taskharbor::web::session::hash_password(&user.password).map_err(|e| e.to_string())?;
-    let user_id = taskharbor::web::session::create_user(&store.writer, &user, &hash, now)
+    // The lead: the first user, an admin, signed in (what the setup page
+    // does: one command creates the user and the session).
+    let user = NewUser::parse("lead", "a long enough password", "admin", None)
+        .map_err(|e| format!("{e:?}"))?;
+    let hash = commands::sessions::hash_password(&user.password).map_err(|e| e.to_string())?;
+    let signed_in = commands::sessions::set_up_first_user(&store, &user, hash, now)
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let (session, _csrf) = taskharbor::web::session::create(&store.writer, user_id, now).await?;
+    let session = signed_in.id;
 
     let mut conn = store.writer.acquire().await?;
     // Six holders (three agents, three humans) with live leases.
@@ -403,7 +403,7 @@ async fn seed(data_dir: &Path, options: &Options) -> Result<Seeded> {
         events,
         from: taskharbor::domain::flow::date_of(from_ms),
         to: taskharbor::domain::flow::date_of(to_ms),
-        cookie: format!("{}={session}", taskharbor::web::session::SESSION_COOKIE),
+        cookie: format!("{}={session}", taskharbor::edge::cookies::SESSION_COOKIE),
         seconds: started.elapsed().as_secs_f64(),
     })
 }

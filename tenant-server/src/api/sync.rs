@@ -12,6 +12,7 @@ use crate::store::model::Timestamp;
 use crate::store::{boards, now_ms};
 use crate::sync::db::{self, LinkRow};
 use crate::sync::provider::{Provider, ProviderError};
+use crate::sync::status::{LinkView, view as link_status};
 use crate::sync::{AnyProvider, ProviderKind};
 use axum::Json;
 use axum::extract::State;
@@ -78,78 +79,8 @@ impl<'de> Deserialize<'de> for Token {
     }
 }
 
-/// A board's link, as shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LinkView {
-    pub provider: ProviderKind,
-    pub repo: String,
-    pub api_url: String,
-    pub enabled: bool,
-    pub comments: bool,
-    pub import: String,
-    pub webhook_url: String,
-    /// Only in the answer that creates or rotates it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub webhook_secret: Option<String>,
-    /// `ok`, `importing`, `rate_limited`, `error` or `off`.
-    pub state: String,
-    /// Items waiting to be pushed.
-    pub pending: i64,
-    pub last_push_at: Option<Timestamp>,
-    pub last_inbound_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-    pub rate_limited_until: Option<Timestamp>,
-}
-
-/// The board's link as shown (no secrets), for the dashboard.
-pub async fn link_view(state: &AppState, board_id: i64) -> ApiResult<Option<LinkView>> {
-    match db::link(&state.store.reader, board_id)
-        .await
-        .map_err(|e| super::error::ApiError::Internal(e.into()))?
-    {
-        Some(link) => Ok(Some(view(state, &link, None).await?)),
-        None => Ok(None),
-    }
-}
-
-async fn view(state: &AppState, link: &LinkRow, secret: Option<String>) -> ApiResult<LinkView> {
-    let pending = db::pending_count(&state.store.reader, link.board_id)
-        .await
-        .map_err(|e| super::error::ApiError::Internal(e.into()))?;
-    let now = now_ms();
-    let rate_limited_until = link.blocked_until.filter(|t| *t > now);
-    let status = if !crate::sync::enabled(state) || !link.enabled {
-        "off"
-    } else if !link.import_done && link.import_mode != "none" {
-        "importing"
-    } else if rate_limited_until.is_some() {
-        "rate_limited"
-    } else if link.last_error.is_some() {
-        "error"
-    } else {
-        "ok"
-    };
-    Ok(LinkView {
-        provider: ProviderKind::parse(&link.provider).unwrap_or(ProviderKind::Github),
-        repo: link.repo.clone(),
-        api_url: link.api_url.clone(),
-        enabled: link.enabled,
-        comments: link.comments,
-        import: link.import_mode.clone(),
-        webhook_url: format!(
-            "{}/hooks/{}/{}",
-            state.config.base_url().trim_end_matches('/'),
-            link.provider,
-            link.board_id
-        ),
-        webhook_secret: secret,
-        state: status.into(),
-        pending,
-        last_push_at: link.last_push_at.map(Timestamp),
-        last_inbound_at: link.last_inbound_at.map(Timestamp),
-        last_error: link.last_error.clone(),
-        rate_limited_until: rate_limited_until.map(Timestamp),
-    })
+fn internal(e: sqlx::Error) -> super::error::ApiError {
+    super::error::ApiError::Internal(e.into())
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> super::error::ApiError {
@@ -395,7 +326,7 @@ pub async fn store_link(
         .await
         .map_err(internal)?
         .ok_or_else(|| super::error::ApiError::NotFound("sync link".into()))?;
-    view(state, &stored, shown).await
+    link_status(state, &stored, shown).await.map_err(internal)
 }
 
 fn board_admin(auth: &Auth, board_id: i64) -> ApiResult<&Principal> {
@@ -438,7 +369,9 @@ pub async fn get_link(
         .await
         .map_err(|e| super::error::ApiError::Internal(e.into()))?
         .ok_or_else(|| super::error::ApiError::NotFound("sync link".into()))?;
-    Ok(Json(view(&state, &link, None).await?))
+    Ok(Json(
+        link_status(&state, &link, None).await.map_err(internal)?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/boards/{id}/sync", tag = "sync", params(("id" = i64, Path)),
@@ -488,5 +421,9 @@ pub async fn rotate_secret(
         .await
         .map_err(internal)?
         .ok_or_else(|| super::error::ApiError::NotFound("sync link".into()))?;
-    Ok(Json(view(&state, &link, Some(secret)).await?))
+    Ok(Json(
+        link_status(&state, &link, Some(secret))
+            .await
+            .map_err(internal)?,
+    ))
 }

@@ -9,6 +9,7 @@
 //! - `hooks`: `POST /hooks/{github,gitlab}/{board_id}` (verify, store, 2xx).
 //! - `crypto`: secrets sealed at rest.
 //! - `net`: the resolver both clients connect through (no private addresses).
+//! - `status`: a link as shown (REST and the dashboard's panel).
 //!
 //! Sync is an edge like REST or MCP: inbound changes go through the same
 //! store commands, acting as a worker named after the remote user.
@@ -22,6 +23,7 @@ pub mod limiter;
 pub mod mapping;
 pub mod net;
 pub mod provider;
+pub mod status;
 pub mod worker;
 
 use crate::AppState;

@@ -649,7 +649,10 @@ pub async fn settings(
     context.insert("board", &board);
     context.insert("lease_fields", &lease_fields(&board));
     context.insert("lanes", &lanes);
-    let sync = crate::api::sync::link_view(&state, id).await.ok().flatten();
+    let sync = crate::sync::status::link_view(&state, id)
+        .await
+        .ok()
+        .flatten();
     context.insert("sync", &sync);
     context.insert(
         "roles",
