@@ -62,7 +62,7 @@ cargo bench -p tenant-server --bench queue -- [OPTIONS]
   --duration S          seconds of the peak (closed-loop) run        [20]
   --half-duration S     seconds of the half-load (open-loop) run     [15]
   --raw-seconds S       seconds of the raw in-process claim loop     [10]
-  --items N             items seeded for the peak/raw runs           [100000]
+  --items N             items seeded for the peak/raw runs           [400000]
   --scale A,B,C         item counts for latency vs size  [1000,100000,1000000]
   --scale-claims N      claims measured at each item count           [300]
   --cold-starts N       restarts measured for cold start             [7]
@@ -251,7 +251,7 @@ impl Options {
                 duration: Duration::from_secs(20),
                 half_duration: Duration::from_secs(15),
                 raw_duration: Duration::from_secs(10),
-                items: 100_000,
+                items: 400_000,
                 scale: vec![1_000, 100_000, 1_000_000],
                 scale_claims: 300,
                 cold_starts: 7,
