@@ -8,6 +8,15 @@
 //!
 //! Runs the real release binary on a fresh data dir with
 //! `TASKHARBOR_SYNC_MIN_INTERVAL_MS=0` and the stand-in in this process.
+//!
+//! Each figure is set against a floor measured in the same run:
+//! - mirror latency against the API's own answer time for the change (its
+//!   commit) plus one request sent straight to the stand-in over loopback
+//!   (p50 + p50): what any mirror must at least spend;
+//! - import against reading every page straight from the stand-in plus
+//!   one SQLite commit per issue in-process (rusqlite, same pragmas as the
+//!   server at `synchronous=NORMAL`): the data must be fetched and each
+//!   imported item committed.
 
 #[path = "../tests/api/sync/standin.rs"]
 #[allow(dead_code)]
@@ -110,6 +119,7 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut samples = Vec::with_capacity(changes);
+    let mut answered = Vec::with_capacity(changes);
     for n in 0..changes {
         let before = remote.lock().count("update_issue");
         let started = Instant::now();
@@ -120,6 +130,7 @@ async fn main() {
         )
         .await
         .expect("patch");
+        answered.push(started.elapsed().as_secs_f64() * 1000.0);
         let deadline = started + Duration::from_secs(10);
         loop {
             let arrived = {
@@ -141,12 +152,44 @@ async fn main() {
         }
     }
     samples.sort_by(f64::total_cmp);
+    answered.sort_by(f64::total_cmp);
+    // The floor's second part: the same PATCH sent straight to the stand-in.
+    // The one item of this repository is its issue #1.
+    let number = 1;
+    let mut direct = Vec::with_capacity(changes);
+    for n in 0..changes {
+        let started = Instant::now();
+        let resp = http
+            .patch(format!(
+                "{}/repos/bench/latency/issues/{number}",
+                remote.base
+            ))
+            .bearer_auth(TOKEN)
+            .json(&json!({"title": format!("direct {n}")}))
+            .send()
+            .await
+            .expect("direct patch");
+        assert!(
+            resp.status().is_success(),
+            "direct patch: {}",
+            resp.status()
+        );
+        let _ = resp.bytes().await;
+        direct.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    direct.sort_by(f64::total_cmp);
+    let floor = percentile(&answered, 50.0) + percentile(&direct, 50.0);
     println!(
-        "mirror latency (API change -> provider request), {} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "mirror latency (API change -> provider request), {} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \
+         floor: API answer p50 {:.2} ms + direct request to the stand-in p50 {:.2} ms = {:.2} ms; ratio (p50) {:.1}x",
         samples.len(),
         percentile(&samples, 50.0),
         percentile(&samples, 99.0),
-        samples.last().copied().unwrap_or(f64::NAN)
+        samples.last().copied().unwrap_or(f64::NAN),
+        percentile(&answered, 50.0),
+        percentile(&direct, 50.0),
+        floor,
+        percentile(&samples, 50.0) / floor
     );
 
     // Import.
@@ -194,12 +237,69 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let (fetch, commits) = import_floor(&http, &source.base, issues).await;
     println!(
-        "import of {issues} issues (all states, 100 a page): {elapsed:.1} s, {:.0} issues/s; server RSS {} MiB before, peak {} MiB during",
+        "import of {issues} issues (all states, 100 a page): {elapsed:.1} s, {:.0} issues/s; server RSS {} MiB before, peak {} MiB during; \
+         floor: the pages straight from the stand-in {fetch:.2} s + {issues} in-process commits {commits:.2} s = {:.2} s ({:.0} issues/s); ratio {:.1}x",
         issues as f64 / elapsed,
         rss_before / 1024,
-        peak / 1024
+        peak / 1024,
+        fetch + commits,
+        issues as f64 / (fetch + commits),
+        elapsed / (fetch + commits)
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Reads every page of the import straight from the stand-in (as the
+/// server's import does: `state=all`, 100 a page), then commits `issues`
+/// rows one transaction each in a fresh SQLite file with the server's
+/// pragmas at `synchronous=NORMAL`. Returns both times in seconds.
+async fn import_floor(http: &reqwest::Client, base: &str, issues: usize) -> (f64, f64) {
+    let started = Instant::now();
+    let mut fetched = 0;
+    for page in 1.. {
+        let list: Vec<Value> = http
+            .get(format!(
+                "{base}/repos/bench/import/issues?state=all&per_page=100&page={page}"
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("page")
+            .json()
+            .await
+            .expect("page json");
+        if list.is_empty() {
+            break;
+        }
+        fetched += list.len();
+    }
+    assert!(fetched >= issues, "the stand-in listed {fetched} issues");
+    let fetch = started.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir().expect("dir");
+    let conn = rusqlite::Connection::open(dir.path().join("floor.db")).expect("db");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .expect("wal");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("sync");
+    conn.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT, status TEXT NOT NULL)",
+    )
+    .expect("table");
+    let started = Instant::now();
+    for n in 0..issues {
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        conn.prepare_cached("INSERT INTO items (title, body, status) VALUES (?, ?, ?)")
+            .expect("prepare")
+            .execute(rusqlite::params![
+                format!("Imported issue {n}"),
+                "Body of an existing issue",
+                "backlog"
+            ])
+            .expect("insert");
+        conn.execute_batch("COMMIT").expect("commit");
+    }
+    (fetch, started.elapsed().as_secs_f64())
 }
