@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Prerequisites of the compose test (tests/tests/compose.rs): Podman from
 # Debian (runs deploy/compose.yaml; no Docker engine here) and
-# podman-compose from PyPI in a venv under the user cache (Debian's 1.0.3
+# runc as its runtime, podman-compose from PyPI in a venv under the user cache (Debian's 1.0.3
 # turns an exec-form healthcheck into `/bin/sh -c …`, which a shell-less
 # image cannot run). umoci comes from fleet-prereqs.sh. Idempotent.
 set -euo pipefail
 need=()
 command -v podman >/dev/null || need+=(podman)
 command -v slirp4netns >/dev/null || need+=(slirp4netns)
+# runc, not crun: crun refuses hosts with cgroups in hybrid mode.
+command -v runc >/dev/null || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v umoci >/dev/null || need+=(umoci)
 if [ ${#need[@]} -gt 0 ]; then

@@ -141,7 +141,9 @@ async fn compose_file_serves_the_image_with_the_env_file_token_and_keeps_the_vol
     .expect("env file");
     std::fs::write(
         dir.path().join("containers.conf"),
-        "[containers]\ndefault_ulimits = [\"nofile=4096:4096\", \"nproc=4096:4096\"]\n",
+        // runc: crun refuses a host whose cgroups are mounted in hybrid
+        // mode (v1 controllers beside a v2 tree), as on some CI machines.
+        "[containers]\ndefault_ulimits = [\"nofile=4096:4096\", \"nproc=4096:4096\"]\n\n[engine]\nruntime = \"runc\"\n",
     )
     .expect("containers.conf");
     let port = TcpListener::bind("127.0.0.1:0")
