@@ -31,7 +31,6 @@
 #[path = "fixtures/flow_history.rs"]
 mod flow_history;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,8 +44,9 @@ use taskharbor::store::{self, Durability, Store};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{Args, Result, Samples, load_average, mib, note};
 
 /// The server under test, built by cargo in the same profile as this bench.
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_taskharbor");
@@ -79,55 +79,16 @@ struct Options {
 
 impl Options {
     fn parse() -> Result<Self> {
-        let mut args: BTreeMap<String, String> = BTreeMap::new();
+        // Under `cargo test`, libtest's flags and filters reach every test
+        // binary: not ours to refuse; the smoke run is the quick mode.
+        let mut args = Args::parse(USAGE, smoke_test())?;
         if smoke_test() {
-            args.insert("quick".into(), "1".into());
+            args.set_quick();
         }
-        let mut it = std::env::args().skip(1);
-        while let Some(arg) = it.next() {
-            match arg.as_str() {
-                // `cargo bench` appends `--bench`.
-                "--bench" => {}
-                // Under `cargo test`, libtest's flags and filters are
-                // passed to every test binary: not ours to refuse.
-                _ if smoke_test() => {}
-                "--quick" => {
-                    args.insert("quick".into(), "1".into());
-                }
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                flag if flag.starts_with("--") => {
-                    let (name, value) = match flag[2..].split_once('=') {
-                        Some((n, v)) => (n.to_owned(), v.to_owned()),
-                        None => (
-                            flag[2..].to_owned(),
-                            it.next().ok_or_else(|| format!("{flag} needs a value"))?,
-                        ),
-                    };
-                    args.insert(name, value);
-                }
-                other => return Err(format!("unexpected argument {other:?}\n\n{USAGE}").into()),
-            }
-        }
-        let get = |name: &str| -> Option<String> {
-            args.get(name).cloned().or_else(|| {
-                std::env::var(format!(
-                    "TH_BENCH_{}",
-                    name.replace('-', "_").to_uppercase()
-                ))
-                .ok()
-            })
-        };
-        let quick = get("quick").is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+        let get = |name: &str| args.get(name);
+        let quick = args.on("quick");
         let d = Self::defaults(quick);
-        let num = |name: &str, default: i64| -> Result<i64> {
-            get(name).map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| format!("--{name}: not a number: {v:?}").into())
-            })
-        };
+        let num = |name: &str, default: i64| args.num(name, default);
         Ok(Self {
             quick,
             board_items: num("board-items", d.board_items)?.max(1),
@@ -190,46 +151,7 @@ fn filtered_out() -> bool {
             .any(|filter| !"dashboard bench smoke".contains(filter.as_str()))
 }
 
-// ---------------------------------------------------------------- samples
-
-/// Durations of one figure, in microseconds.
-#[derive(Debug, Default, Clone)]
-struct Samples(Vec<u64>);
-
-impl Samples {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d.as_micros() as u64);
-    }
-
-    /// Nearest-rank percentile in milliseconds.
-    fn pct(&self, p: f64) -> f64 {
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v[rank.clamp(1, v.len()) - 1] as f64 / 1000.0
-    }
-
-    fn p50(&self) -> f64 {
-        self.pct(50.0)
-    }
-
-    fn best(&self) -> f64 {
-        self.0.iter().min().map_or(f64::NAN, |m| *m as f64 / 1000.0)
-    }
-
-    fn text(&self) -> String {
-        format!(
-            "p50 {:.2} ms, best {:.2} ms, p95 {:.2} ms (n={})",
-            self.p50(),
-            self.best(),
-            self.pct(95.0),
-            self.0.len()
-        )
-    }
-}
+// ---------------------------------------------------------------- report
 
 fn ratio(measured: f64, limit: f64) -> String {
     if limit > 0.0 && measured.is_finite() {
@@ -255,16 +177,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -275,10 +187,6 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} × {model}, Linux {}", kernel.trim())
-}
-
-fn note(msg: impl AsRef<str>) {
-    eprintln!("[bench] {}", msg.as_ref());
 }
 
 // ---------------------------------------------------------------- seeding

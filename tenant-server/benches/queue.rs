@@ -45,8 +45,9 @@ use taskharbor::store::{self, Durability, Store};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T, E = BoxError> = std::result::Result<T, E>;
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{Args, Result, Samples, load_average, mib, note};
 
 /// The server under test, built by cargo in the same profile as this bench.
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_taskharbor");
@@ -101,48 +102,10 @@ fn server_bin() -> &'static Path {
 
 impl Options {
     fn parse() -> Result<Self> {
-        // `cargo bench` appends `--bench`; anything else unknown is an error.
-        let mut args: BTreeMap<String, String> = BTreeMap::new();
-        let mut it = std::env::args().skip(1);
-        while let Some(arg) = it.next() {
-            match arg.as_str() {
-                "--bench" => {}
-                "--quick" => {
-                    args.insert("quick".into(), "1".into());
-                }
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                flag if flag.starts_with("--") => {
-                    let (name, value) = match flag[2..].split_once('=') {
-                        Some((n, v)) => (n.to_owned(), v.to_owned()),
-                        None => (
-                            flag[2..].to_owned(),
-                            it.next().ok_or_else(|| format!("{flag} needs a value"))?,
-                        ),
-                    };
-                    args.insert(name, value);
-                }
-                other => return Err(format!("unexpected argument {other:?}\n\n{USAGE}").into()),
-            }
-        }
-        let get = |name: &str| -> Option<String> {
-            args.get(name).cloned().or_else(|| {
-                std::env::var(format!(
-                    "TH_BENCH_{}",
-                    name.replace('-', "_").to_uppercase()
-                ))
-                .ok()
-            })
-        };
-        let quick = get("quick").is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
-        let num = |name: &str, default: u64| -> Result<u64> {
-            get(name).map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| format!("--{name}: not a number: {v:?}").into())
-            })
-        };
+        let args = Args::parse(USAGE, false)?;
+        let get = |name: &str| args.get(name);
+        let quick = args.on("quick");
+        let num = |name: &str, default: u64| args.num(name, default);
         let d = Self::defaults(quick);
         let secs =
             |name: &str, default: Duration| num(name, default.as_secs()).map(Duration::from_secs);
@@ -261,64 +224,6 @@ impl Options {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------- statistics
-
-/// Latency samples in microseconds.
-#[derive(Debug, Default, Clone)]
-struct Samples(Vec<u64>);
-
-impl Samples {
-    fn push(&mut self, d: Duration) {
-        self.0.push(d.as_micros() as u64);
-    }
-
-    fn extend(&mut self, other: Samples) {
-        self.0.extend(other.0);
-    }
-
-    fn sorted(&self) -> Vec<u64> {
-        let mut v = self.0.clone();
-        v.sort_unstable();
-        v
-    }
-
-    /// Nearest-rank percentile in milliseconds; NaN when empty.
-    fn pct(&self, p: f64) -> f64 {
-        let v = self.sorted();
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v[rank.clamp(1, v.len()) - 1] as f64 / 1000.0
-    }
-
-    fn mean_ms(&self) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        self.0.iter().sum::<u64>() as f64 / self.0.len() as f64 / 1000.0
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// `p50 / p95 / p99 / max` in ms.
-    fn summary(&self) -> String {
-        format!(
-            "{:.2} / {:.2} / {:.2} / {:.2}",
-            self.pct(50.0),
-            self.pct(95.0),
-            self.pct(99.0),
-            self.pct(100.0)
-        )
-    }
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 // ---------------------------------------------------------------- /proc
@@ -1210,16 +1115,6 @@ fn main() -> Result<()> {
 async fn settle_disk() {
     let _ = std::process::Command::new("sync").status();
     tokio::time::sleep(Duration::from_millis(500)).await;
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn note(msg: impl AsRef<str>) {
-    eprintln!("[bench] {}", msg.as_ref());
 }
 
 async fn run(options: Options) -> Result<()> {

@@ -114,12 +114,7 @@ pub async fn principal_for_token(state: &AppState, secret: &str) -> Result<Princ
             principal
         }
     };
-    state
-        .rate_limiter
-        .check(principal.token_id, state.config.rate_limit_per_second)
-        .map_err(|retry_after_seconds| ApiError::RateLimited {
-            retry_after_seconds,
-        })?;
+    check_rate(state, &principal)?;
     Ok(principal)
 }
 
@@ -139,12 +134,7 @@ async fn principal_for_cookie(
         return Ok(None);
     };
     let principal = session.user.principal();
-    state
-        .rate_limiter
-        .check(principal.token_id, state.config.rate_limit_per_second)
-        .map_err(|retry_after_seconds| ApiError::RateLimited {
-            retry_after_seconds,
-        })?;
+    check_rate(state, &principal)?;
     if !cookies::is_safe(method) {
         sessions::check_csrf(&session, cookies::csrf_header(headers))?;
     }
@@ -277,4 +267,15 @@ pub async fn idempotency(
     };
     commands::idempotency::remember(&state.store, principal.worker_id, &key, stored, now).await?;
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// The per-caller rate limit, one bucket per token (a session's is its
+/// user's): `429` with `Retry-After` when the bucket is empty.
+fn check_rate(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    state
+        .rate_limiter
+        .check(principal.token_id, state.config.rate_limit_per_second)
+        .map_err(|retry_after_seconds| ApiError::RateLimited {
+            retry_after_seconds,
+        })
 }

@@ -983,6 +983,19 @@ mod tests {
         }
     }
 
+    /// Item `item_id` created in lane 1 at `at_ms`, blocked by nothing.
+    fn created(item_id: i64, at_ms: i64) -> FlowEvent {
+        ev(
+            item_id,
+            at_ms,
+            None,
+            Change::Created {
+                lane_id: 1,
+                blocked_by: vec![],
+            },
+        )
+    }
+
     fn range(days: i64) -> FlowRange {
         FlowRange {
             from_ms: 0,
@@ -1023,15 +1036,7 @@ mod tests {
     fn one_item_through_the_board_gives_its_cycle_lead_and_stays() {
         let a = agent();
         let events = vec![
-            ev(
-                1,
-                H,
-                None,
-                Change::Created {
-                    lane_id: 1,
-                    blocked_by: vec![],
-                },
-            ),
+            created(1, H),
             ev(
                 1,
                 3 * H,
@@ -1098,24 +1103,8 @@ mod tests {
             kind: WorkerKind::Human,
         };
         let events = vec![
-            ev(
-                1,
-                0,
-                None,
-                Change::Created {
-                    lane_id: 1,
-                    blocked_by: vec![],
-                },
-            ),
-            ev(
-                2,
-                0,
-                None,
-                Change::Created {
-                    lane_id: 1,
-                    blocked_by: vec![],
-                },
-            ),
+            created(1, 0),
+            created(2, 0),
             ev(1, H, Some(a.clone()), Change::Claimed { holder: a.clone() }),
             ev(1, 2 * H, None, Change::LeaseExpired),
             ev(
@@ -1155,15 +1144,7 @@ mod tests {
     #[test]
     fn history_before_the_range_sets_the_starting_state_only() {
         let events = vec![
-            ev(
-                1,
-                0,
-                None,
-                Change::Created {
-                    lane_id: 1,
-                    blocked_by: vec![],
-                },
-            ),
+            created(1, 0),
             ev(
                 1,
                 H,

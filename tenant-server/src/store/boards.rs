@@ -3,7 +3,7 @@
 
 use super::error::{CommandResult, not_found};
 use super::model::{Board, BoardRow, Lane, LaneRow};
-use super::tx::{load_board as load_board_tx, load_lane as load_lane_tx};
+use super::tx::{board_lanes, load_board as load_board_tx, load_lane as load_lane_tx};
 use super::writer::Tx;
 use crate::domain::Principal;
 use crate::domain::auth::check_may_create_board;
@@ -88,20 +88,6 @@ pub async fn list_lanes(
         return Err(not_found("board"));
     }
     Ok(lanes_of(&mut conn, board_id).await?)
-}
-
-/// The board's lanes in position order (on the writer).
-fn board_lanes(tx: &Tx<'_>, board_id: i64) -> CommandResult<Vec<Lane>> {
-    let rows: Vec<LaneRow> = tx
-        .prepare_cached(&format!(
-            "{SELECT_LANE} WHERE board_id = ? ORDER BY position, id"
-        ))?
-        .query_map([board_id], LaneRow::from_sqlite)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows
-        .into_iter()
-        .map(Lane::try_from)
-        .collect::<Result<_, _>>()?)
 }
 
 /// (id, name) of each lane, as the lane rules take them.

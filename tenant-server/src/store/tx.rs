@@ -68,22 +68,27 @@ pub(crate) fn load_lane(tx: &Tx<'_>, id: i64) -> CommandResult<Option<Lane>> {
     Ok(row.map(Lane::try_from).transpose()?)
 }
 
-/// The first lane (by position) with one of `roles`, in order of preference.
-pub(crate) fn first_lane_with(
-    tx: &Tx<'_>,
-    board_id: i64,
-    roles: &[LaneRole],
-) -> CommandResult<Option<Lane>> {
+/// The board's lanes in position order.
+pub(crate) fn board_lanes(tx: &Tx<'_>, board_id: i64) -> CommandResult<Vec<Lane>> {
     let rows: Vec<LaneRow> = tx
         .prepare_cached(&format!(
             "{SELECT_LANE} WHERE board_id = ? ORDER BY position, id"
         ))?
         .query_map([board_id], LaneRow::from_sqlite)?
         .collect::<rusqlite::Result<_>>()?;
-    let lanes: Vec<Lane> = rows
+    Ok(rows
         .into_iter()
         .map(Lane::try_from)
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()?)
+}
+
+/// The first lane (by position) with one of `roles`, in order of preference.
+pub(crate) fn first_lane_with(
+    tx: &Tx<'_>,
+    board_id: i64,
+    roles: &[LaneRole],
+) -> CommandResult<Option<Lane>> {
+    let lanes = board_lanes(tx, board_id)?;
     Ok(roles
         .iter()
         .find_map(|role| lanes.iter().find(|l| l.role == *role).cloned()))
