@@ -49,7 +49,8 @@ use tokio::process::{Child, Command};
 mod shared;
 use shared::{Args, Result, Samples, load_average, mib, note};
 
-/// The server under test, built by cargo in the same profile as this bench.
+/// The bench profile's build of the server: only its directory is used
+/// (see [`shipped_release_binary`]).
 const SERVER_BIN: &str = env!("CARGO_BIN_EXE_taskharbor");
 
 /// The admin token every server in this run is bootstrapped with.
@@ -69,7 +70,8 @@ cargo bench -p tenant-server --bench queue -- [OPTIONS]
   --cold-starts N       restarts measured for cold start             [7]
   --sync full|normal    SQLite synchronous, server and raw loop      [full]
   --dir PATH            where the temporary databases go             [system temp]
-  --server PATH         the taskharbor binary to measure  [this build's release binary]
+  --server PATH         the taskharbor binary to measure
+                        [the shipped one: cargo build --release, run first]
                         (e.g. one built with `--profile small`, see BENCHMARKS.md)
 
 Every option also reads TH_BENCH_<NAME> (e.g. TH_BENCH_WORKERS=8,
@@ -1067,6 +1069,31 @@ fn machine() -> Vec<(String, String)> {
     ]
 }
 
+/// How many of the functions `link/hot-symbols.txt` asks the linker to
+/// pack together the measured binary still has: a list gone stale (renamed
+/// functions after large changes) shows here as idle RSS creeping back.
+fn hot_list_coverage(server: &Path) -> String {
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("link/hot-symbols.txt");
+    let Ok(listed) = std::fs::read_to_string(&list) else {
+        return "no list".into();
+    };
+    let Ok(out) = std::process::Command::new("nm").arg(server).output() else {
+        return "`nm` not available".into();
+    };
+    let present: std::collections::HashSet<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let names: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    let found = names.iter().filter(|n| present.contains(*n)).count();
+    format!(
+        "{found} of {} listed functions present in the binary ({:.0} %)",
+        names.len(),
+        100.0 * found as f64 / names.len().max(1) as f64
+    )
+}
+
 fn disk_of(dir: &Path) -> String {
     std::process::Command::new("df")
         .args(["-hT"])
@@ -1093,13 +1120,45 @@ struct ScaleRow {
     doubles: i64,
 }
 
+/// The binary users run: `cargo build --release -p tenant-server --bin
+/// taskharbor`, built now if it is not up to date. Not this bench's own
+/// `CARGO_BIN_EXE_taskharbor`: a bench build unifies the dev-dependencies'
+/// features into the server's dependencies, which gives a different binary
+/// (other code, other symbol names, so the hot-function order of
+/// `link/hot-symbols.txt` would not apply to it).
+fn shipped_release_binary() -> Result<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    note("building the shipped release binary (cargo build --release)");
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--bin",
+            "taskharbor",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .status()?;
+    if !status.success() {
+        return Err("cargo build --release failed".into());
+    }
+    let release_dir = Path::new(SERVER_BIN)
+        .parent()
+        .ok_or("cannot find the target directory")?;
+    Ok(release_dir.join("taskharbor"))
+}
+
 fn main() -> Result<()> {
     let options = Options::parse()?;
-    if let Some(server) = &options.server {
-        SERVER
-            .set(server.clone())
-            .map_err(|_| "the server binary was already chosen")?;
-    }
+    let server = match &options.server {
+        Some(server) => server.clone(),
+        None => shipped_release_binary()?,
+    };
+    SERVER
+        .set(server)
+        .map_err(|_| "the server binary was already chosen")?;
     // Two worker threads: the machine the targets are set for has 2 cores,
     // and the server has its own runtime in its own process.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1521,6 +1580,11 @@ async fn run(options: Options) -> Result<()> {
         mib(half.peak_rss_kib)
     )?;
     writeln!(w, "| after both runs | {} |", loaded.text())?;
+    writeln!(
+        w,
+        "| hot-function order (`link/hot-symbols.txt`) | {} |",
+        hot_list_coverage(server_bin())
+    )?;
     writeln!(
         w,
         "| first start on the freshly seeded {}-item DB | {:.1} ms |",

@@ -13,7 +13,7 @@ use super::model::{Board, Item, ItemRow};
 use super::tx::{
     append_event, clear_claim, first_lane_with, grant_claim, held_on_board, invalid, item_event,
     lane_state, load_all_boards, load_lane, load_row, load_visible, reload, renew_lease, set_lane,
-    visible_board,
+    set_lane_ending_claim, visible_board,
 };
 use super::writer::Tx;
 use crate::domain::board::LaneRole;
@@ -495,16 +495,20 @@ pub fn move_item(
         }
         return reload(tx, item_id, now_ms);
     }
-    set_lane(tx, item_id, &lane, now_ms)?;
     let claim_ended = effect == ClaimEffect::End;
     match effect {
-        ClaimEffect::End => clear_claim(tx, item_id)?,
+        ClaimEffect::End => set_lane_ending_claim(tx, item_id, &lane, now_ms)?,
         ClaimEffect::ClaimForMover => {
+            set_lane(tx, item_id, &lane, now_ms)?;
             expire_lapsed(tx, &row, now_ms)?;
             grant_claim(tx, &board, caller, item_id, now_ms)?;
         }
-        ClaimEffect::Keep if is_holder => renew_lease(tx, &board, caller, item_id, now_ms)?,
-        ClaimEffect::Keep => {}
+        ClaimEffect::Keep => {
+            set_lane(tx, item_id, &lane, now_ms)?;
+            if is_holder {
+                renew_lease(tx, &board, caller, item_id, now_ms)?;
+            }
+        }
     }
     append_event(
         tx,

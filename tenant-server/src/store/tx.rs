@@ -17,16 +17,24 @@ use crate::domain::queue::{self, LaneState};
 use crate::domain::{DomainError, Principal};
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
+use std::sync::LazyLock;
+
+/// The hot loads' SQL, built once: a `format!` per call would allocate
+/// and copy the long item query on every load.
+static ITEM_BY_ID: LazyLock<String> = LazyLock::new(|| format!("{SELECT_ITEM} WHERE i.id = ?"));
+static BOARD_BY_ID: LazyLock<String> = LazyLock::new(|| format!("{SELECT_BOARD} WHERE id = ?"));
+static LANES_OF_BOARD: LazyLock<String> =
+    LazyLock::new(|| format!("{SELECT_LANE} WHERE board_id = ? ORDER BY position, id"));
 
 pub(crate) fn load_row(tx: &Tx<'_>, id: i64) -> rusqlite::Result<Option<ItemRow>> {
-    tx.prepare_cached(&format!("{SELECT_ITEM} WHERE i.id = ?"))?
+    tx.prepare_cached(&ITEM_BY_ID)?
         .query_row([id], ItemRow::from_sqlite)
         .optional()
 }
 
 pub(crate) fn load_board(tx: &Tx<'_>, id: i64) -> rusqlite::Result<Option<Board>> {
     Ok(tx
-        .prepare_cached(&format!("{SELECT_BOARD} WHERE id = ?"))?
+        .prepare_cached(&BOARD_BY_ID)?
         .query_row([id], BoardRow::from_sqlite)
         .optional()?
         .map(Board::from))
@@ -71,9 +79,7 @@ pub(crate) fn load_lane(tx: &Tx<'_>, id: i64) -> CommandResult<Option<Lane>> {
 /// The board's lanes in position order.
 pub(crate) fn board_lanes(tx: &Tx<'_>, board_id: i64) -> CommandResult<Vec<Lane>> {
     let rows: Vec<LaneRow> = tx
-        .prepare_cached(&format!(
-            "{SELECT_LANE} WHERE board_id = ? ORDER BY position, id"
-        ))?
+        .prepare_cached(&LANES_OF_BOARD)?
         .query_map([board_id], LaneRow::from_sqlite)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows
@@ -133,6 +139,22 @@ pub(crate) fn set_lane(
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE items SET lane_id = ?, status = ?, open = ?, version = version + 1, updated_at = ? WHERE id = ?",
+    )?
+    .execute(params![lane.id, lane.role.as_str(), lane.role.is_open(), now_ms, item_id])?;
+    Ok(())
+}
+
+/// `set_lane` and `clear_claim` in one row write (a move that ends the
+/// claim: the row and its indexes are rewritten once, not twice).
+pub(crate) fn set_lane_ending_claim(
+    tx: &Tx<'_>,
+    item_id: i64,
+    lane: &Lane,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE items SET lane_id = ?, status = ?, open = ?, version = version + 1, updated_at = ?, \
+         claim_worker_id = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_token = NULL WHERE id = ?",
     )?
     .execute(params![lane.id, lane.role.as_str(), lane.role.is_open(), now_ms, item_id])?;
     Ok(())
