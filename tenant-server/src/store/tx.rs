@@ -137,11 +137,7 @@ pub(crate) fn set_lane(
     lane: &Lane,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE items SET lane_id = ?, status = ?, open = ?, version = version + 1, updated_at = ? WHERE id = ?",
-    )?
-    .execute(params![lane.id, lane.role.as_str(), lane.role.is_open(), now_ms, item_id])?;
-    Ok(())
+    write_lane(tx, item_id, lane, now_ms, false)
 }
 
 /// `set_lane` and `clear_claim` in one row write (a move that ends the
@@ -152,11 +148,29 @@ pub(crate) fn set_lane_ending_claim(
     lane: &Lane,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+    write_lane(tx, item_id, lane, now_ms, true)
+}
+
+fn write_lane(
+    tx: &Tx<'_>,
+    item_id: i64,
+    lane: &Lane,
+    now_ms: i64,
+    end_claim: bool,
+) -> rusqlite::Result<()> {
+    let sql = if end_claim {
         "UPDATE items SET lane_id = ?, status = ?, open = ?, version = version + 1, updated_at = ?, \
-         claim_worker_id = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_token = NULL WHERE id = ?",
-    )?
-    .execute(params![lane.id, lane.role.as_str(), lane.role.is_open(), now_ms, item_id])?;
+         claim_worker_id = NULL, claimed_at = NULL, lease_expires_at = NULL, claim_token = NULL WHERE id = ?"
+    } else {
+        "UPDATE items SET lane_id = ?, status = ?, open = ?, version = version + 1, updated_at = ? WHERE id = ?"
+    };
+    tx.prepare_cached(sql)?.execute(params![
+        lane.id,
+        lane.role.as_str(),
+        lane.role.is_open(),
+        now_ms,
+        item_id
+    ])?;
     Ok(())
 }
 
