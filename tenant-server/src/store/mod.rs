@@ -8,6 +8,7 @@
 
 pub mod auth_cache;
 pub mod boards;
+pub mod checkpoint;
 pub mod comments;
 pub mod error;
 pub mod events;

@@ -223,7 +223,7 @@ pub(crate) fn candidate_sql(agents_only_ready: bool, filter: &QueueFilter) -> St
 }
 
 /// Up to `limit` claimable items of one board, best first, read straight
-/// off the `(board_id, open, [agent_ready,] priority, id)` index (readers).
+/// off the open-items-only `(board_id, [agent_ready,] priority, id)` index (readers).
 async fn candidates(
     conn: &mut SqliteConnection,
     board: &Board,

@@ -5,11 +5,13 @@
 //! and await its answer; the thread takes every command already waiting
 //! (up to [`MAX_GROUP`]), opens one `BEGIN IMMEDIATE` transaction, runs each
 //! command inside its own `SAVEPOINT` (a failing command is undone alone
-//! with `ROLLBACK TO`), commits once — one fsync at `synchronous=FULL` for
+//! with `ROLLBACK TO`; a group of one needs no savepoint), commits once — one fsync at `synchronous=FULL` for
 //! the whole group — and only then answers each waiter. So:
 //!
 //! - a command costs one thread hop, not two per SQL statement, and its
 //!   statements come from the connection's statement cache;
+//! - at `synchronous=NORMAL`, WAL checkpoints run on their own thread
+//!   (`super::checkpoint`), never inside the writer's commits;
 //! - nothing is acknowledged before the commit that made it durable, so a
 //!   `kill -9` loses only commands whose callers never got an answer;
 //! - commands of one group see each other's effects in order, exactly as
@@ -20,6 +22,7 @@
 //! counter: the one place that wakes SSE streams, long-polls and the
 //! webhook sender.
 
+use super::checkpoint::Checkpoints;
 use super::error::{CommandError, CommandResult};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
@@ -34,6 +37,10 @@ use tokio::sync::{oneshot, watch};
 /// Most commands one transaction carries: bounds how long the first
 /// waiter of a group waits for the last one to execute.
 pub const MAX_GROUP: usize = 64;
+
+/// How long a connection waits for SQLite's locks (the sqlx pool's
+/// transactions, a rewind waiting for readers) before `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the writer could not carry out a command.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +156,7 @@ pub fn open_connection(path: &Path, durability: super::Durability) -> rusqlite::
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
         None,
@@ -167,22 +174,35 @@ pub fn open_connection(path: &Path, durability: super::Durability) -> rusqlite::
 }
 
 impl Writer {
-    /// Opens the write connection and starts the thread. `signals.changes`
-    /// ticks after every commit that changed something, `signals.outbox`
-    /// after every commit that gave the webhook sender work.
-    /// after every commit that changed something.
+    /// Opens the write connection and starts the thread, and the WAL
+    /// checkpoint thread beside it. `signals.changes` ticks after every
+    /// commit that changed something, `signals.outbox` after every commit
+    /// that gave the webhook sender work.
     pub fn start(
         path: &Path,
         durability: super::Durability,
         signals: Signals,
     ) -> Result<Self, WriterError> {
         let conn = open_connection(path, durability)?;
+        // At NORMAL a checkpoint's fsyncs are the only ones, and inside a
+        // commit they stalled every waiting command for 100–200 ms: there
+        // checkpoints run on their own thread (see `checkpoint`). At FULL
+        // every commit fsyncs anyway; a checkpoint thread there made the
+        // tail worse (its fsyncs queue with the commits'), so FULL keeps
+        // SQLite's own checkpoints.
+        let checkpoints = match durability {
+            super::Durability::Normal => {
+                Checkpoints::take_over(&conn)?;
+                Some(Checkpoints::start(path, durability)?)
+            }
+            super::Durability::Full => None,
+        };
         let (jobs, queue) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let counted = counters.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_thread(&conn, &queue, &signals, &counted))
+            .spawn(move || run_thread(&conn, &queue, &signals, &counted, checkpoints.as_ref()))
             .map_err(WriterError::Spawn)?;
         Ok(Self { jobs, counters })
     }
@@ -234,6 +254,7 @@ fn run_thread(
     queue: &mpsc::Receiver<Job>,
     signals: &Signals,
     counters: &Counters,
+    checkpoints: Option<&Checkpoints>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = queue.recv() {
@@ -244,11 +265,21 @@ fn run_thread(
                 Err(_) => break,
             }
         }
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.rewind_if_asked(conn);
+        }
         counters.groups.fetch_add(1, Ordering::Relaxed);
         counters
             .commands
             .fetch_add(group.len() as u64, Ordering::Relaxed);
-        let (changed, outbox) = run_group(conn, &mut group);
+        let Committed {
+            wrote,
+            changed,
+            outbox,
+        } = run_group(conn, &mut group);
+        if wrote && let Some(checkpoints) = checkpoints {
+            checkpoints.committed();
+        }
         if changed {
             signals.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -264,17 +295,33 @@ fn bookkeeping(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// Executes one group as one transaction; returns whether it changed
-/// anything and whether it gave the webhook sender work.
-fn run_group(conn: &Connection, group: &mut Vec<Job>) -> (bool, bool) {
+/// What a group's commit did.
+#[derive(Default)]
+struct Committed {
+    /// It committed at least one command: the WAL may have grown.
+    wrote: bool,
+    /// Some command changed something readers should hear about.
+    changed: bool,
+    /// Some command gave the webhook sender work.
+    outbox: bool,
+}
+
+/// Executes one group as one transaction.
+fn run_group(conn: &Connection, group: &mut Vec<Job>) -> Committed {
     if let Err(e) = bookkeeping(conn, "BEGIN IMMEDIATE") {
         let e = Arc::new(e);
         tracing::error!(error = %e, "writer: cannot begin a transaction");
         // Outside a transaction nothing may run: dropping the commands
         // answers their waiters with `Abandoned`.
         group.clear();
-        return (false, false);
+        return Committed::default();
     }
+    // A group of one needs no savepoint: the transaction is the command's
+    // own, so its failure rolls back the transaction. A savepoint costs a
+    // copy of every page the command touches (SQLite's sub-journal), and at
+    // light load most groups hold one command.
+    let solo = group.len() == 1;
+    let mut undo = false;
     let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
     let mut broken: Option<rusqlite::Error> = None;
     for job in group.drain(..) {
@@ -282,7 +329,7 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> (bool, bool) {
             drop(job);
             continue;
         }
-        if let Err(e) = bookkeeping(conn, "SAVEPOINT command") {
+        if !solo && let Err(e) = bookkeeping(conn, "SAVEPOINT command") {
             broken = Some(e);
             drop(job);
             continue;
@@ -292,20 +339,25 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> (bool, bool) {
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(_) => {
-                tracing::error!("writer: a command panicked; its savepoint is rolled back");
+                tracing::error!("writer: a command panicked; its changes are rolled back");
                 // The waiter's sender was dropped with the panicking
                 // closure: it sees `Abandoned`.
-                if let Err(e) = conn.execute_batch("ROLLBACK TO command; RELEASE command") {
+                if solo {
+                    undo = true;
+                } else if let Err(e) = conn.execute_batch("ROLLBACK TO command; RELEASE command") {
                     broken = Some(e);
                 }
                 continue;
             }
         };
-        let end = if outcome.ok {
-            bookkeeping(conn, "RELEASE command")
-        } else {
-            bookkeeping(conn, "ROLLBACK TO command")
-                .and_then(|()| bookkeeping(conn, "RELEASE command"))
+        let end = match (solo, outcome.ok) {
+            (true, ok) => {
+                undo = !ok;
+                Ok(())
+            }
+            (false, true) => bookkeeping(conn, "RELEASE command"),
+            (false, false) => bookkeeping(conn, "ROLLBACK TO command")
+                .and_then(|()| bookkeeping(conn, "RELEASE command")),
         };
         if let Err(e) = end {
             broken = Some(e);
@@ -318,18 +370,28 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> (bool, bool) {
             let _ = conn.execute_batch("ROLLBACK");
             Err(Arc::new(e))
         }
+        // The lone command failed: its own answer says so; nothing commits.
+        None if undo => {
+            if let Err(e) = bookkeeping(conn, "ROLLBACK") {
+                tracing::error!(error = %e, "writer: cannot roll back a failed command");
+            }
+            Ok(())
+        }
         None => bookkeeping(conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "writer: commit failed; rolling back the group");
             let _ = conn.execute_batch("ROLLBACK");
             Arc::new(e)
         }),
     };
-    let changed = commit.is_ok() && ran.iter().any(|r| r.changed);
-    let outbox = commit.is_ok() && ran.iter().any(|r| r.outbox);
+    let done = Committed {
+        wrote: commit.is_ok() && ran.iter().any(|r| r.ok),
+        changed: commit.is_ok() && ran.iter().any(|r| r.changed),
+        outbox: commit.is_ok() && ran.iter().any(|r| r.outbox),
+    };
     for r in ran {
         (r.answer)(commit.clone());
     }
-    (changed, outbox)
+    done
 }
 
 #[cfg(test)]

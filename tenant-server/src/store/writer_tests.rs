@@ -189,6 +189,53 @@ async fn a_panicking_command_is_rolled_back_and_its_group_still_commits() {
     assert_eq!(names, ["kept"]);
 }
 
+#[tokio::test]
+async fn a_lone_command_runs_without_a_savepoint_and_still_fails_alone() {
+    let f = fixture(0).await;
+    let w = &f.store.commands;
+    let insert = |name: &'static str| {
+        move |tx: &Tx<'_>| -> rusqlite::Result<usize> {
+            tx.execute(
+                "INSERT INTO workers (name, kind, created_at) VALUES (?, 'agent', 0)",
+                [name],
+            )
+        }
+    };
+    let before = w.stats();
+    // Awaited one by one: each command is a group of its own.
+    let failed = w
+        .run(move |tx| -> CommandResult<()> {
+            insert("failed")(tx)?;
+            Err(DomainError::validation("x", "fails after writing").into())
+        })
+        .await;
+    assert!(matches!(failed, Err(CommandError::Rule(_))));
+    let panicked = w
+        .run(move |tx| -> CommandResult<()> {
+            insert("panicked")(tx)?;
+            panic!("a bug in a command");
+        })
+        .await;
+    assert!(matches!(
+        panicked,
+        Err(CommandError::Writer(WriterError::Abandoned))
+    ));
+    w.run(move |tx| -> CommandResult<()> {
+        insert("kept")(tx)?;
+        Ok(())
+    })
+    .await
+    .expect("the writer carries on");
+    let after = w.stats();
+    assert_eq!(after.groups - before.groups, 3, "three groups of one");
+    assert_eq!(after.commands - before.commands, 3);
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM workers WHERE created_at = 0")
+        .fetch_all(&f.store.reader)
+        .await
+        .expect("names");
+    assert_eq!(names, ["kept"]);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     ClaimNext {
