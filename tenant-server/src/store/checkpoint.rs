@@ -38,8 +38,9 @@ pub const PAUSE: Duration = Duration::from_millis(200);
 
 /// WAL length (in pages) past which the writer is asked to rewind it:
 /// 16 MiB at SQLite's default 4 KiB page. Each rewind stalls the writer
-/// for 5–10 ms (measured under load); 64 MiB steps, tried, made the
-/// half-load runs collapse (readers slowed down with the longer WAL).
+/// for 5–10 ms (measured under load). Both runs with 64 MiB steps had
+/// their half-load run collapse (cause not established: one FULL run
+/// without this thread collapsed the same way), so 16 MiB stayed.
 pub const REWIND_FRAMES: i64 = 4096;
 
 /// How long a rewind waits for readers still on the old WAL before it is
