@@ -298,7 +298,7 @@ fn bookkeeping(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// What a group's commit did.
 #[derive(Default)]
 struct Committed {
-    /// It committed at least one command: the WAL may have grown.
+    /// It committed a command that wrote rows: the WAL grew.
     wrote: bool,
     /// Some command changed something readers should hear about.
     changed: bool,
@@ -321,6 +321,10 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> Committed {
     // copy of every page the command touches (SQLite's sub-journal), and at
     // light load most groups hold one command.
     let solo = group.len() == 1;
+    // Rows written so far: a group that writes none (the reaper's idle
+    // ticks) gives the WAL nothing, so it must not keep the checkpoint
+    // thread from seeing the instance idle.
+    let rows_before = conn.total_changes();
     let mut undo = false;
     let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
     let mut broken: Option<rusqlite::Error> = None;
@@ -384,7 +388,7 @@ fn run_group(conn: &Connection, group: &mut Vec<Job>) -> Committed {
         }),
     };
     let done = Committed {
-        wrote: commit.is_ok() && ran.iter().any(|r| r.ok),
+        wrote: commit.is_ok() && ran.iter().any(|r| r.ok) && conn.total_changes() != rows_before,
         changed: commit.is_ok() && ran.iter().any(|r| r.changed),
         outbox: commit.is_ok() && ran.iter().any(|r| r.outbox),
     };
