@@ -102,6 +102,9 @@ pub struct Metrics {
     /// they were committed in: their ratio is the group-commit batch size.
     pub writer_commands: IntCounter,
     pub writer_groups: IntCounter,
+    /// Groups rolled back and run again without a command that failed
+    /// after writing (see `store::writer`).
+    pub writer_replays: IntCounter,
 }
 
 impl Metrics {
@@ -156,6 +159,11 @@ impl Metrics {
             "writer_groups_total",
             "Transactions the writer committed (each carries one or more commands)",
         )?;
+        let writer_replays = IntCounter::new(
+            "writer_replays_total",
+            "Groups rolled back and run again without a command that failed after writing",
+        )?;
+        registry.register(Box::new(writer_replays.clone()))?;
         registry.register(Box::new(writer_commands.clone()))?;
         registry.register(Box::new(writer_groups.clone()))?;
         registry.register(Box::new(outbox_depth.clone()))?;
@@ -178,6 +186,7 @@ impl Metrics {
             outbox_oldest_seconds,
             writer_commands,
             writer_groups,
+            writer_replays,
         })
     }
 }

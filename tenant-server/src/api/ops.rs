@@ -75,6 +75,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .inc_by(writer.commands.saturating_sub(m.writer_commands.get()));
     m.writer_groups
         .inc_by(writer.groups.saturating_sub(m.writer_groups.get()));
+    m.writer_replays
+        .inc_by(writer.replays.saturating_sub(m.writer_replays.get()));
     let mut buffer = Vec::new();
     if let Err(error) =
         prometheus::TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer)

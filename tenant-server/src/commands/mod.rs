@@ -3,7 +3,7 @@
 //!
 //! A command takes values the edge already parsed into domain types, and
 //! runs as one closure on the store's writer thread: one hop, inside a
-//! savepoint of a group-committed transaction, answered only once that
+//! group-committed transaction, answered only once that
 //! transaction is durable (see `store::writer`). The change notification
 //! fires from that commit, so no edge announces changes itself. Reads stay
 //! on the store's reader pool and are called directly.

@@ -46,7 +46,7 @@ async fn mint(
     store
         .run(move |tx| {
             let info = tokens::mint(tx, minter.as_ref(), &token, &secret, now_ms)?;
-            Ok((info, secret))
+            Ok((info, secret.clone()))
         })
         .await
 }
@@ -98,7 +98,7 @@ pub async fn recover_admin(
     store
         .run(move |tx| {
             let info = tokens::recover_admin(tx, &name, &secret, now_ms)?;
-            Ok((info, secret))
+            Ok((info, secret.clone()))
         })
         .await
 }

@@ -24,7 +24,7 @@ pub async fn create(
     store
         .run(move |tx| {
             let hook = webhooks::create(tx, &caller, board_id, &url, &events, &secret, now_ms)?;
-            Ok((hook, secret))
+            Ok((hook, secret.clone()))
         })
         .await
 }
@@ -76,7 +76,7 @@ pub async fn rotate_secret(
     store
         .run(move |tx| {
             let hook = webhooks::rotate_secret(tx, &caller, id, &secret, overlap_ms, now_ms)?;
-            Ok((hook, secret))
+            Ok((hook, secret.clone()))
         })
         .await
 }

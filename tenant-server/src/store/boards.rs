@@ -122,9 +122,9 @@ pub(crate) fn create(
     board::check_key_free(taken.is_some())?;
     let id: i64 = tx
         .prepare_cached(
-            "INSERT INTO boards (name, key, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO boards (name, key, created_at, updated_at) VALUES (?, ?, ?, ?)",
         )?
-        .query_row(params![new.name, new.key, now_ms, now_ms], |r| r.get(0))?;
+        .insert(params![new.name, new.key, now_ms, now_ms])?;
     let mut lane = tx.prepare_cached(
         "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, 'any')",
     )?;
@@ -181,19 +181,16 @@ pub(crate) fn create_lane(
     board::check_lane_fits(&named(&lanes), &new.name, None)?;
     let id: i64 = tx
         .prepare_cached(
-            "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO lanes (board_id, name, role, position, wip_limit, who) VALUES (?, ?, ?, ?, ?, ?)",
         )?
-        .query_row(
-            params![
+        .insert(params![
                 board_id,
                 new.name,
                 new.role.as_str(),
                 lanes.len() as i64,
                 new.wip_limit,
                 new.who.as_str()
-            ],
-            |r| r.get(0),
-        )?;
+            ])?;
     let ids: Vec<i64> = lanes.iter().map(|l| l.id).collect();
     renumber(tx, &board::place_lane(&ids, id, new.position))?;
     load_lane_tx(tx, id)?.ok_or_else(|| not_found("lane"))

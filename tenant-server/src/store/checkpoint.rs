@@ -6,7 +6,7 @@
 //! every waiting command for as long as those fsyncs take (100–200 ms
 //! measured under load, a few times a second): the whole half-load p99.
 //!
-//! So at `synchronous=NORMAL` the writer turns auto-checkpointing off and, after each commit,
+//! So the writer turns auto-checkpointing off and, after each commit,
 //! nudges this thread. The thread waits [`PAUSE`] to gather commits, then
 //! runs a `PASSIVE` checkpoint on its own connection: it copies back what
 //! no reader still needs, never takes the write lock, and the writer goes
@@ -22,9 +22,11 @@
 //! copy. That short stall, once per [`REWIND_FRAMES`] pages written, is the
 //! price of a bounded WAL.
 //!
-//! At `synchronous=FULL` every commit fsyncs the WAL anyway and SQLite's own
-//! checkpoints stay: measured, a checkpoint thread there made the tail
-//! worse, its fsyncs queueing with the commits'.
+//! At `synchronous=FULL` the same holds: the writer's connection commits at
+//! NORMAL and `super::wal_sync` fsyncs the WAL before answering, so this
+//! thread's checkpoints are the only other fsyncs. (When the writer still
+//! fsynced inside each commit, a checkpoint thread at FULL made the tail
+//! worse; with the fsync off the writer it no longer does.)
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -37,11 +39,12 @@ use std::time::Duration;
 pub const PAUSE: Duration = Duration::from_millis(200);
 
 /// WAL length (in pages) past which the writer is asked to rewind it:
-/// 16 MiB at SQLite's default 4 KiB page. Each rewind stalls the writer
-/// for 5–10 ms (measured under load). Both runs with 64 MiB steps had
-/// their half-load run collapse (cause not established: one FULL run
-/// without this thread collapsed the same way), so 16 MiB stayed.
-pub const REWIND_FRAMES: i64 = 4096;
+/// 32 MiB at SQLite's default 4 KiB page, about half a second of peak
+/// writes. Each rewind stalls the writer for a few ms (3.3 ms median, after
+/// [`catch_up`]); a longer WAL means fewer of them, but both runs with
+/// 64 MiB steps (before the catch-up) had their half-load run collapse,
+/// cause not established, so 32 MiB it is.
+pub const REWIND_FRAMES: i64 = 8192;
 
 /// How long a rewind waits for readers still on the old WAL before it is
 /// put off to the next request.
@@ -169,10 +172,40 @@ fn run_thread(conn: &Connection, nudges: &mpsc::Receiver<()>, rewind: &AtomicBoo
         let _ = nudges.try_recv();
         match checkpoint(conn, "PASSIVE") {
             Ok(report) if report.log_frames > REWIND_FRAMES => {
+                catch_up(conn, report);
                 rewind.store(true, Ordering::Relaxed);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
+}
+
+/// Frames appended during a catch-up checkpoint below which the WAL counts
+/// as caught up.
+pub const CAUGHT_UP_FRAMES: i64 = 256;
+
+/// Before asking the writer to rewind: checkpoints again, straight away,
+/// until the frames appended during the last checkpoint are few (at most
+/// four more rounds; each copies only what the one before left, so they
+/// shrink fast). The writer's `RESTART` must copy and fsync whatever is
+/// left, and it stalls every waiting command while it does: measured,
+/// 5–10 ms right after a 200 ms gathering pause, 20–30 ms when the thread
+/// lagged further behind.
+fn catch_up(conn: &Connection, mut last: CheckpointReport) {
+    for _ in 0..4 {
+        match checkpoint(conn, "PASSIVE") {
+            Ok(report) => {
+                let appended = report.log_frames - last.log_frames;
+                last = report;
+                if report.busy || appended < CAUGHT_UP_FRAMES {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+                return;
+            }
         }
     }
 }

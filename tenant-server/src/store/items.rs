@@ -195,18 +195,19 @@ pub fn create(
     for &blocker in &new.blocked_by {
         check_on_board(tx, board_id, "blocked_by", blocker)?;
     }
+    // Read, then bump: `UPDATE … RETURNING` would build an ephemeral
+    // table per call (the single writer makes the two steps atomic).
     let number: i64 = tx
-        .prepare_cached(
-            "UPDATE boards SET next_number = next_number + 1 WHERE id = ? RETURNING next_number - 1",
-        )?
+        .prepare_cached("SELECT next_number FROM boards WHERE id = ?")?
         .query_row([board_id], |r| r.get(0))?;
+    tx.prepare_cached("UPDATE boards SET next_number = next_number + 1 WHERE id = ?")?
+        .execute([board_id])?;
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO items (board_id, number, lane_id, status, open, kind, parent_id, title, body, priority, labels, agent_ready, \
-             created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?
-        .query_row(
-            rusqlite::params![
+        .insert(rusqlite::params![
                 board_id,
                 number,
                 lane.id,
@@ -222,9 +223,7 @@ pub fn create(
                 caller.worker_id,
                 now_ms,
                 now_ms
-            ],
-            |r| r.get(0),
-        )?;
+            ])?;
     let mut insert_dep = tx
         .prepare_cached("INSERT OR IGNORE INTO item_deps (item_id, blocked_by_id) VALUES (?, ?)")?;
     for &blocker in &new.blocked_by {

@@ -23,6 +23,7 @@ pub mod stats;
 pub mod tokens;
 pub(crate) mod tx;
 pub mod users;
+mod wal_sync;
 pub mod webhook_health;
 pub mod webhooks;
 pub mod writer;
@@ -163,7 +164,7 @@ impl Store {
     pub async fn run<T, F>(&self, command: F) -> CommandResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&writer::Tx<'_>) -> CommandResult<T> + Send + 'static,
+        F: Fn(&writer::Tx<'_>) -> CommandResult<T> + Send + 'static,
     {
         self.commands.run(command).await
     }

@@ -85,13 +85,12 @@ pub(crate) fn mint(
     let worker_id = match plan.worker {
         Some(id) => id,
         None => tx
-            .prepare_cached(
-                "INSERT INTO workers (name, kind, created_at) VALUES (?, ?, ?) RETURNING id",
-            )?
-            .query_row(
-                params![token.worker_name, token.worker_kind.as_str(), now_ms],
-                |r| r.get(0),
-            )?,
+            .prepare_cached("INSERT INTO workers (name, kind, created_at) VALUES (?, ?, ?)")?
+            .insert(params![
+                token.worker_name,
+                token.worker_kind.as_str(),
+                now_ms
+            ])?,
     };
     if let Some(board) = plan.home_board {
         tx.prepare_cached(
@@ -103,10 +102,9 @@ pub(crate) fn mint(
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO tokens (name, hash, prefix, worker_id, scopes, board_id, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )?
-        .query_row(
-            params![
+        .insert(params![
                 token.name,
                 &hash_secret(secret)[..],
                 display_prefix(secret),
@@ -115,9 +113,7 @@ pub(crate) fn mint(
                 token.board_id,
                 token.expires_at_ms,
                 now_ms
-            ],
-            |r| r.get(0),
-        )?;
+            ])?;
     load_info(tx, id)?.ok_or_else(|| not_found("token"))
 }
 

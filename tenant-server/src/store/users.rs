@@ -1,7 +1,7 @@
 //! Dashboard users in SQLite (issue 14): the reads the sign-in and users
 //! pages need (reader pool), and the writes the user commands run on the
 //! writer thread: create, disable or enable, new password, delete. Each
-//! change that locks a user out ends their sessions in the same savepoint.
+//! change that locks a user out ends their sessions in the same command.
 //! Deleting a user releases their claims through the queue's own release
 //! (forced, by the admin, reason "user deleted") and removes the sign-in;
 //! their worker row stays, so the history still names who did what.
@@ -106,10 +106,8 @@ pub fn create(tx: &Tx<'_>, new: &NewUser, password_hash: &str, now_ms: i64) -> C
     let worker_id = match worker {
         Some((id, _)) => id,
         None => tx
-            .prepare_cached(
-                "INSERT INTO workers (name, kind, created_at) VALUES (?, 'human', ?) RETURNING id",
-            )?
-            .query_row(params![&new.username, now_ms], |r| r.get(0))?,
+            .prepare_cached("INSERT INTO workers (name, kind, created_at) VALUES (?, 'human', ?)")?
+            .insert(params![&new.username, now_ms])?,
     };
     let linked: Option<i64> = tx
         .prepare_cached("SELECT id FROM users WHERE worker_id = ?")?
@@ -122,19 +120,16 @@ pub fn create(tx: &Tx<'_>, new: &NewUser, password_hash: &str, now_ms: i64) -> C
     Ok(tx
         .prepare_cached(
             "INSERT INTO users (username, password_hash, worker_id, scopes, board_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?)",
         )?
-        .query_row(
-            params![
-                &new.username,
-                password_hash,
-                worker_id,
-                scopes,
-                new.board_id,
-                now_ms
-            ],
-            |r| r.get(0),
-        )?)
+        .insert(params![
+            &new.username,
+            password_hash,
+            worker_id,
+            scopes,
+            new.board_id,
+            now_ms
+        ])?)
 }
 
 /// The worker of a user the admin may act on; `404` / `403` otherwise.
@@ -181,7 +176,7 @@ pub fn set_password(
 
 /// Deletes a user: their claims are released (each one by the queue's
 /// release, so history, webhooks and the queue see an ordinary forced
-/// release), then their sessions and sign-in go, all in one savepoint.
+/// release), then their sessions and sign-in go, all in one command.
 /// Returns how many claims were released.
 pub fn delete(tx: &Tx<'_>, admin: &Principal, user_id: i64, now_ms: i64) -> CommandResult<usize> {
     let worker_id = target(tx, admin, user_id)?;

@@ -305,10 +305,9 @@ pub(crate) fn create(
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO webhooks (board_id, url, events, secret, created_by, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )?
-        .query_row(
-            params![
+        .insert(params![
                 board_id,
                 url,
                 event_names(events),
@@ -316,9 +315,7 @@ pub(crate) fn create(
                 caller.worker_id,
                 now_ms,
                 now_ms
-            ],
-            |r| r.get(0),
-        )?;
+            ])?;
     load_tx(tx, id)?.ok_or_else(|| not_found("webhook"))
 }
 

@@ -3,15 +3,19 @@
 //!
 //! A command is a closure over a [`Tx`]. Edges hand it to [`Writer::run`]
 //! and await its answer; the thread takes every command already waiting
-//! (up to [`MAX_GROUP`]), opens one `BEGIN IMMEDIATE` transaction, runs each
-//! command inside its own `SAVEPOINT` (a failing command is undone alone
-//! with `ROLLBACK TO`; a group of one needs no savepoint), commits once — one fsync at `synchronous=FULL` for
-//! the whole group — and only then answers each waiter. So:
+//! (up to [`MAX_GROUP`]), opens one `BEGIN IMMEDIATE` transaction, runs the
+//! commands one after another, commits once — one fsync at
+//! `synchronous=FULL` for the whole group — and only then answers each
+//! waiter (at FULL: once the group's fsync returned). A command that fails is undone alone: having written nothing
+//! it needs no undoing; having written, its group is rolled back and run
+//! again without it (see [`run_group`]). So:
 //!
 //! - a command costs one thread hop, not two per SQL statement, and its
 //!   statements come from the connection's statement cache;
-//! - at `synchronous=NORMAL`, WAL checkpoints run on their own thread
-//!   (`super::checkpoint`), never inside the writer's commits;
+//! - WAL checkpoints run on their own thread (`super::checkpoint`), never
+//!   inside the writer's commits; at `synchronous=FULL` the fsync that makes
+//!   a group durable runs on another (`super::wal_sync`), so the writer
+//!   executes the next group while the disk works;
 //! - nothing is acknowledged before the commit that made it durable, so a
 //!   `kill -9` loses only commands whose callers never got an answer;
 //! - commands of one group see each other's effects in order, exactly as
@@ -24,6 +28,7 @@
 
 use super::checkpoint::Checkpoints;
 use super::error::{CommandError, CommandResult};
+use super::wal_sync::{Batch, WalSync};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -57,8 +62,8 @@ pub enum WriterError {
     Spawn(#[source] std::io::Error),
 }
 
-/// The connection as a command sees it: inside its own savepoint of the
-/// group's transaction.
+/// The connection as a command sees it: inside the group's transaction,
+/// after the effects of the commands before it in the group.
 pub struct Tx<'c> {
     conn: &'c Connection,
     changed: Cell<bool>,
@@ -102,15 +107,62 @@ impl std::ops::Deref for Tx<'_> {
     }
 }
 
-/// What the thread keeps of a run command until the commit decides.
-struct Ran {
+/// How one run of a command went.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ran {
     ok: bool,
     changed: bool,
     outbox: bool,
-    answer: Box<dyn FnOnce(Result<(), Arc<rusqlite::Error>>) + Send>,
 }
 
-type Job = Box<dyn FnOnce(&Tx<'_>) -> Ran + Send>;
+/// A queued command as the thread holds it: it may run more than once
+/// (a replay after another command of its group failed having written),
+/// keeps the result of its last run, and answers its waiter once.
+pub(super) trait Queued: Send {
+    /// Runs the command on `tx`, keeping its result in place of any
+    /// earlier run's.
+    fn run(&mut self, tx: &Tx<'_>) -> Ran;
+    /// Answers the waiter with the kept result, or with the commit's
+    /// failure if the command succeeded; with no result (it panicked) the
+    /// waiter sees [`WriterError::Abandoned`].
+    fn answer(self: Box<Self>, commit: Result<(), Arc<rusqlite::Error>>);
+}
+
+struct Pending<F, T> {
+    command: F,
+    result: Option<CommandResult<T>>,
+    reply: oneshot::Sender<CommandResult<T>>,
+}
+
+impl<F, T> Queued for Pending<F, T>
+where
+    F: Fn(&Tx<'_>) -> CommandResult<T> + Send,
+    T: Send,
+{
+    fn run(&mut self, tx: &Tx<'_>) -> Ran {
+        self.result = None;
+        let result = (self.command)(tx);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        Ran {
+            ok,
+            changed: ok && tx.changed(),
+            outbox: ok && tx.outbox(),
+        }
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), Arc<rusqlite::Error>>) {
+        let Pending { result, reply, .. } = *self;
+        let Some(result) = result else { return };
+        let result = match (result, commit) {
+            (Ok(_), Err(e)) => Err(WriterError::Commit(e).into()),
+            (result, _) => result,
+        };
+        let _ = reply.send(result);
+    }
+}
+
+pub(super) type Job = Box<dyn Queued>;
 
 /// The watch channels the writer ticks after a commit.
 #[derive(Clone)]
@@ -132,6 +184,7 @@ pub struct Writer {
 struct Counters {
     groups: AtomicU64,
     commands: AtomicU64,
+    replays: AtomicU64,
 }
 
 /// How much grouping happened: commands executed, transactions committed.
@@ -139,6 +192,9 @@ struct Counters {
 pub struct WriterStats {
     pub groups: u64,
     pub commands: u64,
+    /// Groups rolled back and run again without a command that failed
+    /// after writing.
+    pub replays: u64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -183,26 +239,34 @@ impl Writer {
         durability: super::Durability,
         signals: Signals,
     ) -> Result<Self, WriterError> {
-        let conn = open_connection(path, durability)?;
-        // At NORMAL a checkpoint's fsyncs are the only ones, and inside a
-        // commit they stalled every waiting command for 100–200 ms: there
-        // checkpoints run on their own thread (see `checkpoint`). At FULL
-        // every commit fsyncs anyway; a checkpoint thread there made the
-        // tail worse (its fsyncs queue with the commits'), so FULL keeps
-        // SQLite's own checkpoints.
-        let checkpoints = match durability {
-            super::Durability::Normal => {
-                Checkpoints::take_over(&conn)?;
-                Some(Checkpoints::start(path, durability)?)
-            }
-            super::Durability::Full => None,
+        // At FULL the writer commits at NORMAL and the `wal_sync` thread
+        // fsyncs the WAL before anyone is answered: the writer never waits
+        // for the disk, one fsync covers every group committed meanwhile.
+        let conn = open_connection(path, super::Durability::Normal)?;
+        let wal_sync = match durability {
+            super::Durability::Full => Some(WalSync::start(path, signals.clone())?),
+            super::Durability::Normal => None,
         };
+        // SQLite's own checkpoints run inside the commit that takes the
+        // WAL past 1,000 pages, and stalled every waiting command for
+        // 100–200 ms: checkpoints run on their own thread (see `checkpoint`).
+        Checkpoints::take_over(&conn)?;
+        let checkpoints = Checkpoints::start(path, durability)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let counted = counters.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_thread(&conn, &queue, &signals, &counted, checkpoints.as_ref()))
+            .spawn(move || {
+                run_thread(
+                    &conn,
+                    &queue,
+                    &signals,
+                    &counted,
+                    &checkpoints,
+                    wal_sync.as_ref(),
+                )
+            })
             .map_err(WriterError::Spawn)?;
         Ok(Self { jobs, counters })
     }
@@ -212,33 +276,25 @@ impl Writer {
         WriterStats {
             groups: self.counters.groups.load(Ordering::Relaxed),
             commands: self.counters.commands.load(Ordering::Relaxed),
+            replays: self.counters.replays.load(Ordering::Relaxed),
         }
     }
 
     /// Runs `command` in the next group and answers once that group has
-    /// committed. An `Err` from the command rolls back its own savepoint
-    /// only; a failed commit fails every command of the group.
+    /// committed. An `Err` from the command undoes its own writes only
+    /// (see [`run_group`]); a failed commit fails every command of the
+    /// group. `command` is `Fn`: when another command of its group fails
+    /// after writing, the group is rolled back and it runs again.
     pub async fn run<T, F>(&self, command: F) -> CommandResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Tx<'_>) -> CommandResult<T> + Send + 'static,
+        F: Fn(&Tx<'_>) -> CommandResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<CommandResult<T>>();
-        let job: Job = Box::new(move |tx| {
-            let result = command(tx);
-            let ok = result.is_ok();
-            Ran {
-                ok,
-                changed: ok && tx.changed(),
-                outbox: ok && tx.outbox(),
-                answer: Box::new(move |commit| {
-                    let result = match (result, commit) {
-                        (Ok(_), Err(e)) => Err(WriterError::Commit(e).into()),
-                        (result, _) => result,
-                    };
-                    let _ = reply.send(result);
-                }),
-            }
+        let job: Job = Box::new(Pending {
+            command,
+            result: None,
+            reply,
         });
         self.jobs
             .send(job)
@@ -254,7 +310,8 @@ fn run_thread(
     queue: &mpsc::Receiver<Job>,
     signals: &Signals,
     counters: &Counters,
-    checkpoints: Option<&Checkpoints>,
+    checkpoints: &Checkpoints,
+    wal_sync: Option<&WalSync>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = queue.recv() {
@@ -265,32 +322,40 @@ fn run_thread(
                 Err(_) => break,
             }
         }
-        if let Some(checkpoints) = checkpoints {
-            checkpoints.rewind_if_asked(conn);
-        }
+        checkpoints.rewind_if_asked(conn);
         counters.groups.fetch_add(1, Ordering::Relaxed);
         counters
             .commands
             .fetch_add(group.len() as u64, Ordering::Relaxed);
-        let Committed {
-            wrote,
-            changed,
-            outbox,
-        } = run_group(conn, &mut group);
-        if wrote && let Some(checkpoints) = checkpoints {
+        let (committed, commit) = run_group(conn, &mut group, counters);
+        if committed.wrote {
             checkpoints.committed();
         }
-        if changed {
-            signals.changes.send_modify(|n| *n = n.wrapping_add(1));
-        }
-        if outbox {
-            signals.outbox.send_modify(|n| *n = n.wrapping_add(1));
+        match wal_sync {
+            Some(wal_sync) => wal_sync.hand_over(Batch {
+                jobs: std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP)),
+                commit,
+                wrote: committed.wrote,
+                changed: committed.changed,
+                outbox: committed.outbox,
+            }),
+            None => {
+                for job in group.drain(..) {
+                    job.answer(commit.clone());
+                }
+                if committed.changed {
+                    signals.changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                if committed.outbox {
+                    signals.outbox.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
         }
     }
 }
 
-/// Runs one of the group's bookkeeping statements (`BEGIN`, `SAVEPOINT`,
-/// `RELEASE`, …) from the statement cache: parsed once, not per command.
+/// Runs one of the group's bookkeeping statements (`BEGIN`, `COMMIT`,
+/// `ROLLBACK`) from the statement cache: parsed once, not per command.
 fn bookkeeping(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
@@ -306,96 +371,90 @@ struct Committed {
     outbox: bool,
 }
 
-/// Executes one group as one transaction.
-fn run_group(conn: &Connection, group: &mut Vec<Job>) -> Committed {
-    if let Err(e) = bookkeeping(conn, "BEGIN IMMEDIATE") {
-        let e = Arc::new(e);
-        tracing::error!(error = %e, "writer: cannot begin a transaction");
-        // Outside a transaction nothing may run: dropping the commands
-        // answers their waiters with `Abandoned`.
-        group.clear();
-        return Committed::default();
-    }
-    // A group of one needs no savepoint: the transaction is the command's
-    // own, so its failure rolls back the transaction. A savepoint costs a
-    // copy of every page the command touches (SQLite's sub-journal), and at
-    // light load most groups hold one command.
-    let solo = group.len() == 1;
-    // Rows written so far: a group that writes none (the reaper's idle
-    // ticks) gives the WAL nothing, so it must not keep the checkpoint
-    // thread from seeing the instance idle.
-    let rows_before = conn.total_changes();
-    let mut undo = false;
-    let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
-    let mut broken: Option<rusqlite::Error> = None;
-    for job in group.drain(..) {
-        if broken.is_some() {
-            drop(job);
-            continue;
+/// Executes one group as one transaction, without savepoints.
+///
+/// A command that fails (or panics) having written nothing leaves the
+/// transaction as it found it: it is answered with its error and the
+/// group goes on. One that fails after writing — rare: the domain decides
+/// before the store writes, so only a SQLite error or a bug gets there —
+/// cannot be undone alone, so the transaction is rolled back, that command
+/// is answered and left out, and the others run again from the start
+/// (replayed: nothing was answered yet, and each sees exactly the state
+/// it would have seen had the failed command never run). Every replay
+/// drops one command, so a group ends after at most `len + 1` passes.
+///
+/// Savepoints would undo a command alone too, but cost every command a
+/// copy of each page it touches (SQLite's sub-journal) plus two
+/// statements: 9–12 % of the writer's time in the profile, paid for a
+/// failure that almost never comes.
+/// Leaves the group's commands (those not answered already with their
+/// own error) in `group` for the caller to answer with the commit's result.
+fn run_group(
+    conn: &Connection,
+    group: &mut Vec<Job>,
+    counters: &Counters,
+) -> (Committed, Result<(), Arc<rusqlite::Error>>) {
+    loop {
+        if let Err(e) = bookkeeping(conn, "BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "writer: cannot begin a transaction");
+            // Outside a transaction nothing may run: dropping the commands
+            // answers their waiters with `Abandoned`.
+            group.clear();
+            return (Committed::default(), Ok(()));
         }
-        if !solo && let Err(e) = bookkeeping(conn, "SAVEPOINT command") {
-            broken = Some(e);
-            drop(job);
-            continue;
-        }
-        let tx = Tx::new(conn);
-        let outcome = catch_unwind(AssertUnwindSafe(|| job(&tx)));
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                tracing::error!("writer: a command panicked; its changes are rolled back");
-                // The waiter's sender was dropped with the panicking
-                // closure: it sees `Abandoned`.
-                if solo {
-                    undo = true;
-                } else if let Err(e) = conn.execute_batch("ROLLBACK TO command; RELEASE command") {
-                    broken = Some(e);
+        // Rows written so far: a group that writes none (the reaper's idle
+        // ticks) gives the WAL nothing, so it must not keep the checkpoint
+        // thread from seeing the instance idle.
+        let rows_before = conn.total_changes();
+        let mut ran: Vec<Ran> = Vec::with_capacity(group.len());
+        let mut spoiled: Option<usize> = None;
+        for (index, job) in group.iter_mut().enumerate() {
+            let before = conn.total_changes();
+            let tx = Tx::new(conn);
+            let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&tx)));
+            let wrote = conn.total_changes() != before || conn.is_autocommit();
+            match outcome {
+                Ok(r) if r.ok => ran.push(r),
+                Ok(r) if !wrote => ran.push(r),
+                Ok(_) => {
+                    spoiled = Some(index);
+                    break;
                 }
-                continue;
+                Err(_) => {
+                    tracing::error!("writer: a command panicked; its changes are rolled back");
+                    spoiled = Some(index);
+                    break;
+                }
             }
-        };
-        let end = match (solo, outcome.ok) {
-            (true, ok) => {
-                undo = !ok;
-                Ok(())
+        }
+        if let Some(index) = spoiled {
+            if let Err(e) = bookkeeping(conn, "ROLLBACK")
+                && !conn.is_autocommit()
+            {
+                tracing::error!(error = %e, "writer: cannot roll back a spoiled group");
             }
-            (false, true) => bookkeeping(conn, "RELEASE command"),
-            (false, false) => bookkeeping(conn, "ROLLBACK TO command")
-                .and_then(|()| bookkeeping(conn, "RELEASE command")),
-        };
-        if let Err(e) = end {
-            broken = Some(e);
-        }
-        ran.push(outcome);
-    }
-    let commit = match broken {
-        Some(e) => {
-            tracing::error!(error = %e, "writer: savepoint handling failed; rolling back the group");
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(Arc::new(e))
-        }
-        // The lone command failed: its own answer says so; nothing commits.
-        None if undo => {
-            if let Err(e) = bookkeeping(conn, "ROLLBACK") {
-                tracing::error!(error = %e, "writer: cannot roll back a failed command");
+            // Answered with its own error (a panicked one, `Abandoned`).
+            group.remove(index).answer(Ok(()));
+            if group.is_empty() {
+                return (Committed::default(), Ok(()));
             }
-            Ok(())
+            counters.replays.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
-        None => bookkeeping(conn, "COMMIT").map_err(|e| {
+        let commit = bookkeeping(conn, "COMMIT").map_err(|e| {
             tracing::error!(error = %e, "writer: commit failed; rolling back the group");
             let _ = conn.execute_batch("ROLLBACK");
             Arc::new(e)
-        }),
-    };
-    let done = Committed {
-        wrote: commit.is_ok() && ran.iter().any(|r| r.ok) && conn.total_changes() != rows_before,
-        changed: commit.is_ok() && ran.iter().any(|r| r.changed),
-        outbox: commit.is_ok() && ran.iter().any(|r| r.outbox),
-    };
-    for r in ran {
-        (r.answer)(commit.clone());
+        });
+        let done = Committed {
+            wrote: commit.is_ok()
+                && ran.iter().any(|r| r.ok)
+                && conn.total_changes() != rows_before,
+            changed: commit.is_ok() && ran.iter().any(|r| r.changed),
+            outbox: commit.is_ok() && ran.iter().any(|r| r.outbox),
+        };
+        return (done, commit);
     }
-    done
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The writer under concurrency: group commit, savepoint failures, and
+//! The writer under concurrency: group commit, failing commands (replays), and
 //! random command sequences through the real queue commands on a real
 //! SQLite file.
 
@@ -107,41 +107,76 @@ async fn fixture(item_count: usize) -> Fixture {
     }
 }
 
+/// A test command, boxed so several can be queued together.
+type Boxed<T> = Box<dyn Fn(&Tx<'_>) -> CommandResult<T> + Send + Sync>;
+
+/// Holds the writer thread for 200 ms, then runs `queued` together: they
+/// form one group of their own.
+async fn one_group<T: Send + 'static>(
+    w: &super::Writer,
+    queued: Vec<Boxed<T>>,
+) -> Vec<CommandResult<T>> {
+    let slow = w.run(|_tx| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Ok(())
+    });
+    let rest = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        join_all(
+            queued
+                .into_iter()
+                .map(|command| w.run(move |tx: &Tx<'_>| command(tx))),
+        )
+        .await
+    };
+    let (slow, results) = tokio::join!(slow, rest);
+    slow.expect("the slow command");
+    results
+}
+
+fn insert_worker(tx: &Tx<'_>, name: &str) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT INTO workers (name, kind, created_at) VALUES (?, 'agent', 0)",
+        [name],
+    )
+}
+
+async fn names(f: &Fixture) -> Vec<String> {
+    sqlx::query_scalar("SELECT name FROM workers WHERE created_at = 0 ORDER BY id")
+        .fetch_all(&f.store.reader)
+        .await
+        .expect("names")
+}
+
 #[tokio::test]
 async fn queued_commands_share_one_commit_and_a_failing_one_rolls_back_alone() {
     let f = fixture(0).await;
     let w = &f.store.commands;
-    let insert = |name: &'static str, fail: bool| {
-        move |tx: &Tx<'_>| -> CommandResult<()> {
-            tx.execute(
-                "INSERT INTO workers (name, kind, created_at) VALUES (?, 'agent', 0)",
-                [name],
-            )?;
+    // Each command inserts a worker, then reports how many test workers it
+    // sees: the failing one's row must be invisible to those after it.
+    let insert = |name: &'static str, fail: bool| -> Boxed<i64> {
+        Box::new(move |tx: &Tx<'_>| {
+            insert_worker(tx, name)?;
             if fail {
                 return Err(DomainError::validation("x", "refused").into());
             }
-            Ok(())
-        }
-    };
-    // The first command holds the thread while the next three queue up:
-    // they form the second group.
-    let slow = w.run(move |tx| {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        insert("first", false)(tx)
-    });
-    let rest = async {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (a, b, c) = tokio::join!(
-            w.run(insert("kept-a", false)),
-            w.run(insert("refused", true)),
-            w.run(insert("kept-c", false)),
-        );
-        (a, b, c)
+            Ok(tx.query_row(
+                "SELECT COUNT(*) FROM workers WHERE created_at = 0",
+                [],
+                |r| r.get(0),
+            )?)
+        })
     };
     let before = w.stats();
-    let (first, (a, b, c)) = tokio::join!(slow, rest);
-    assert!(first.is_ok() && a.is_ok() && c.is_ok());
-    assert!(matches!(b, Err(CommandError::Rule(_))));
+    let results = one_group(
+        w,
+        vec![
+            insert("kept-a", false),
+            insert("refused", true),
+            insert("kept-c", false),
+        ],
+    )
+    .await;
     let after = w.stats();
     assert_eq!(after.commands - before.commands, 4);
     assert_eq!(
@@ -149,12 +184,55 @@ async fn queued_commands_share_one_commit_and_a_failing_one_rolls_back_alone() {
         2,
         "the three queued commands committed together"
     );
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM workers WHERE created_at = 0 ORDER BY id")
-            .fetch_all(&f.store.reader)
-            .await
-            .expect("names");
-    assert_eq!(names, ["first", "kept-a", "kept-c"]);
+    assert_eq!(
+        after.replays - before.replays,
+        1,
+        "the failure after a write replayed the group once"
+    );
+    let mut results = results.into_iter();
+    assert_eq!(results.next().map(Result::ok), Some(Some(1)));
+    assert!(matches!(results.next(), Some(Err(CommandError::Rule(_)))));
+    assert_eq!(
+        results.next().map(Result::ok),
+        Some(Some(2)),
+        "the command after the failed one never saw its row"
+    );
+    assert_eq!(names(&f).await, ["kept-a", "kept-c"]);
+}
+
+#[tokio::test]
+async fn a_command_failing_before_it_writes_costs_its_group_no_replay() {
+    let f = fixture(0).await;
+    let w = &f.store.commands;
+    let command = |name: &'static str, fail: bool| -> Boxed<()> {
+        Box::new(move |tx: &Tx<'_>| {
+            if fail {
+                return Err(DomainError::validation("x", "refused before writing").into());
+            }
+            insert_worker(tx, name)?;
+            Ok(())
+        })
+    };
+    let before = w.stats();
+    let results = one_group(
+        w,
+        vec![
+            command("a", false),
+            command("refused", true),
+            command("c", false),
+        ],
+    )
+    .await;
+    let after = w.stats();
+    assert_eq!(after.groups - before.groups, 2);
+    assert_eq!(
+        after.replays - before.replays,
+        0,
+        "nothing to undo, nothing replayed"
+    );
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(results[1], Err(CommandError::Rule(_))));
+    assert_eq!(names(&f).await, ["a", "c"]);
 }
 
 #[tokio::test]
@@ -190,7 +268,7 @@ async fn a_panicking_command_is_rolled_back_and_its_group_still_commits() {
 }
 
 #[tokio::test]
-async fn a_lone_command_runs_without_a_savepoint_and_still_fails_alone() {
+async fn a_lone_command_that_fails_after_writing_is_rolled_back() {
     let f = fixture(0).await;
     let w = &f.store.commands;
     let insert = |name: &'static str| {
@@ -260,7 +338,7 @@ enum Op {
         worker: usize,
         item: usize,
     },
-    /// Claims, then fails: its savepoint must vanish.
+    /// Claims, then fails: its writes must vanish (its group is replayed without it).
     Poisoned {
         worker: usize,
         item: usize,
@@ -581,4 +659,53 @@ proptest! {
             f.store.close().await;
         });
     }
+}
+
+/// A group handed to the WAL sync thread: answered with the command's own
+/// result once the fsync succeeded, with an error if it failed, and the
+/// change signal ticks only for a group that is durable.
+#[tokio::test]
+async fn a_group_is_answered_only_after_its_wal_fsync_and_a_failed_fsync_is_an_error() {
+    use super::super::wal_sync::{Batch, WalSync};
+    async fn hand_over(db_path: &std::path::Path) -> (CommandResult<i64>, u64) {
+        let (changes, mut seen) = tokio::sync::watch::channel(0_u64);
+        let (outbox, _) = tokio::sync::watch::channel(0_u64);
+        let signals = Signals {
+            changes: Arc::new(changes),
+            outbox: Arc::new(outbox),
+        };
+        let sync = WalSync::start(db_path, signals.clone()).expect("sync thread");
+        let (reply, answer) = oneshot::channel::<CommandResult<i64>>();
+        let job: Job = Box::new(Pending {
+            command: |_tx: &Tx<'_>| -> CommandResult<i64> { Ok(7) },
+            result: Some(Ok(7)),
+            reply,
+        });
+        sync.hand_over(Batch {
+            jobs: vec![job],
+            commit: Ok(()),
+            wrote: true,
+            changed: true,
+            outbox: false,
+        });
+        let answered = answer.await.expect("answered");
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), seen.changed()).await;
+        (answered, *seen.borrow())
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("t.db");
+    std::fs::write(dir.path().join("t.db-wal"), b"frames").expect("wal");
+    let (answered, ticks) = hand_over(&db).await;
+    assert_eq!(answered.ok(), Some(7));
+    assert_eq!(ticks, 1, "a durable group ticks the change signal");
+    // The WAL "file" sits under a regular file: opening it fails (not
+    // "no such file"), so the fsync cannot be done.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").expect("file");
+    let (answered, ticks) = hand_over(&blocker.join("t.db")).await;
+    assert!(
+        matches!(answered, Err(CommandError::Writer(WriterError::Commit(_)))),
+        "{answered:?}"
+    );
+    assert_eq!(ticks, 0, "nothing durable, nothing announced");
 }
