@@ -282,10 +282,16 @@ mod tests {
         assert!(wal <= WAL_SIZE_LIMIT as u64, "{wal} bytes");
     }
 
-    #[test]
-    fn sustained_writes_through_the_writer_keep_the_wal_bounded() {
-        let dir = tempfile::tempdir().expect("dir");
-        let (path, conn) = scratch(dir.path());
+    /// The real writer (with its checkpoint thread) on a scratch file, a
+    /// runtime to await its answers, and the WAL's path.
+    fn writer_on_scratch(
+        dir: &Path,
+    ) -> (
+        super::super::writer::Writer,
+        tokio::runtime::Runtime,
+        std::path::PathBuf,
+    ) {
+        let (path, conn) = scratch(dir);
         drop(conn);
         let signals = super::super::writer::Signals {
             changes: Arc::new(tokio::sync::watch::channel(0).0),
@@ -297,7 +303,46 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let wal_path = dir.path().join("t.db-wal");
+        (writer, runtime, dir.join("t.db-wal"))
+    }
+
+    /// The lease reaper runs a command every few hundred ms that usually
+    /// changes nothing: such commits must not count as activity, or an
+    /// idle instance's WAL would never be emptied.
+    #[test]
+    fn commands_that_write_nothing_do_not_keep_the_wal_from_being_emptied() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (writer, runtime, wal_path) = writer_on_scratch(dir.path());
+        runtime
+            .block_on(writer.run(|tx| {
+                tx.execute("INSERT INTO blob (b) VALUES (randomblob(65536))", [])?;
+                Ok(())
+            }))
+            .expect("write");
+        let wal_len = || std::fs::metadata(&wal_path).map(|m| m.len()).unwrap_or(0);
+        assert!(wal_len() > 0, "the write is in the WAL");
+        let deadline = std::time::Instant::now() + IDLE * 3;
+        while wal_len() > 0 && std::time::Instant::now() < deadline {
+            runtime
+                .block_on(writer.run(|tx| {
+                    tx.query_row("SELECT COUNT(*) FROM blob", [], |r| r.get::<_, i64>(0))?;
+                    tx.execute("UPDATE blob SET b = b WHERE 0", [])?;
+                    Ok(())
+                }))
+                .expect("a command that changes nothing");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            wal_len(),
+            0,
+            "the WAL was emptied while only no-op commands ran"
+        );
+    }
+
+    #[test]
+    fn sustained_writes_through_the_writer_keep_the_wal_bounded() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (writer, runtime, wal_path) = writer_on_scratch(dir.path());
         let mut largest = 0;
         // Ten times the rewind threshold, as fast as the writer takes it;
         // between two checkpoints the writer may add tens of MiB at this
