@@ -26,7 +26,7 @@
 //! NORMAL and `super::wal_sync` fsyncs the WAL before answering, so this
 //! thread's checkpoints are the only other fsyncs. (When the writer still
 //! fsynced inside each commit, a checkpoint thread at FULL made the tail
-//! worse; with the fsync off the writer it no longer does.)
+//! worse; the FULL runs since are in BENCHMARKS.md.)
 
 use rusqlite::Connection;
 use std::path::Path;

@@ -86,12 +86,7 @@ fn run_thread(wal: &Path, queue: &mpsc::Receiver<Batch>, signals: &Signals) {
                 job.answer(commit.clone());
             }
         }
-        if changed {
-            signals.changes.send_modify(|n| *n = n.wrapping_add(1));
-        }
-        if outbox {
-            signals.outbox.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        signals.tick(changed, outbox);
     }
 }
 

@@ -4,9 +4,9 @@
 //! A command is a closure over a [`Tx`]. Edges hand it to [`Writer::run`]
 //! and await its answer; the thread takes every command already waiting
 //! (up to [`MAX_GROUP`]), opens one `BEGIN IMMEDIATE` transaction, runs the
-//! commands one after another, commits once — one fsync at
-//! `synchronous=FULL` for the whole group — and only then answers each
-//! waiter (at FULL: once the group's fsync returned). A command that fails is undone alone: having written nothing
+//! commands one after another, commits once, and only then answers each
+//! waiter — at `synchronous=FULL` once the fsync covering the group has
+//! returned. A command that fails is undone alone: having written nothing
 //! it needs no undoing; having written, its group is rolled back and run
 //! again without it (see [`run_group`]). So:
 //!
@@ -171,6 +171,18 @@ pub struct Signals {
     pub changes: Arc<watch::Sender<u64>>,
     /// The webhook sender has work.
     pub outbox: Arc<watch::Sender<u64>>,
+}
+
+impl Signals {
+    /// After a durable commit: wakes whoever the commands asked for.
+    pub(super) fn tick(&self, changed: bool, outbox: bool) {
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if outbox {
+            self.outbox.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
 }
 
 /// The handle edges and commands use; cheap to clone.
@@ -343,12 +355,7 @@ fn run_thread(
                 for job in group.drain(..) {
                     job.answer(commit.clone());
                 }
-                if committed.changed {
-                    signals.changes.send_modify(|n| *n = n.wrapping_add(1));
-                }
-                if committed.outbox {
-                    signals.outbox.send_modify(|n| *n = n.wrapping_add(1));
-                }
+                signals.tick(committed.changed, committed.outbox);
             }
         }
     }
@@ -373,12 +380,12 @@ struct Committed {
 
 /// Executes one group as one transaction, without savepoints.
 ///
-/// A command that fails (or panics) having written nothing leaves the
-/// transaction as it found it: it is answered with its error and the
-/// group goes on. One that fails after writing — rare: the domain decides
-/// before the store writes, so only a SQLite error or a bug gets there —
-/// cannot be undone alone, so the transaction is rolled back, that command
-/// is answered and left out, and the others run again from the start
+/// A command that fails having written nothing leaves the transaction as
+/// it found it: it is answered with its error and the group goes on. One
+/// that fails after writing — rare: the domain decides before the store
+/// writes, so only a SQLite error or a bug gets there — or panics cannot
+/// be undone alone, so the transaction is rolled back, that command is
+/// answered and left out, and the others run again from the start
 /// (replayed: nothing was answered yet, and each sees exactly the state
 /// it would have seen had the failed command never run). Every replay
 /// drops one command, so a group ends after at most `len + 1` passes.
@@ -387,6 +394,7 @@ struct Committed {
 /// copy of each page it touches (SQLite's sub-journal) plus two
 /// statements: 9–12 % of the writer's time in the profile, paid for a
 /// failure that almost never comes.
+///
 /// Leaves the group's commands (those not answered already with their
 /// own error) in `group` for the caller to answer with the commit's result.
 fn run_group(
@@ -414,8 +422,7 @@ fn run_group(
             let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&tx)));
             let wrote = conn.total_changes() != before || conn.is_autocommit();
             match outcome {
-                Ok(r) if r.ok => ran.push(r),
-                Ok(r) if !wrote => ran.push(r),
+                Ok(r) if r.ok || !wrote => ran.push(r),
                 Ok(_) => {
                     spoiled = Some(index);
                     break;
@@ -447,9 +454,7 @@ fn run_group(
             Arc::new(e)
         });
         let done = Committed {
-            wrote: commit.is_ok()
-                && ran.iter().any(|r| r.ok)
-                && conn.total_changes() != rows_before,
+            wrote: commit.is_ok() && conn.total_changes() != rows_before,
             changed: commit.is_ok() && ran.iter().any(|r| r.changed),
             outbox: commit.is_ok() && ran.iter().any(|r| r.outbox),
         };
