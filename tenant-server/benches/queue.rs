@@ -854,9 +854,44 @@ impl Endpoint {
     }
 }
 
-/// `taskharbor_writer_commands_total` and `taskharbor_writer_groups_total`
-/// from the server's `/metrics`.
-async fn writer_counters(client: &reqwest::Client, base: &str) -> Option<(u64, u64)> {
+/// The writer's counters from the server's `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct WriterCounters {
+    commands: u64,
+    groups: u64,
+    rewinds_idle: u64,
+    rewinds_forced: u64,
+    holds_ended: u64,
+    holds_expired: u64,
+}
+
+impl WriterCounters {
+    /// What happened between `self` and `later`.
+    fn until(self, later: Self) -> Self {
+        Self {
+            commands: later.commands.saturating_sub(self.commands),
+            groups: later.groups.saturating_sub(self.groups),
+            rewinds_idle: later.rewinds_idle.saturating_sub(self.rewinds_idle),
+            rewinds_forced: later.rewinds_forced.saturating_sub(self.rewinds_forced),
+            holds_ended: later.holds_ended.saturating_sub(self.holds_ended),
+            holds_expired: later.holds_expired.saturating_sub(self.holds_expired),
+        }
+    }
+
+    /// One report line on how the WAL was rewound during `run`.
+    fn rewinds_line(&self, run: &str) -> String {
+        format!(
+            "- WAL rewinds during the {run}: {} at idle moments of the writer, {} forced \
+             (`RESTART` on the writer); commands held for a rewind round: {} ({} of them past the hold).",
+            self.rewinds_idle,
+            self.rewinds_forced,
+            self.holds_ended + self.holds_expired,
+            self.holds_expired
+        )
+    }
+}
+
+async fn writer_counters(client: &reqwest::Client, base: &str) -> Option<WriterCounters> {
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -865,15 +900,20 @@ async fn writer_counters(client: &reqwest::Client, base: &str) -> Option<(u64, u
         .text()
         .await
         .ok()?;
+    // Counters not yet incremented are absent: zero.
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
+            .map_or(0, |v| v as u64)
     };
-    Some((
-        value("taskharbor_writer_commands_total ")?,
-        value("taskharbor_writer_groups_total ")?,
-    ))
+    Some(WriterCounters {
+        commands: value("taskharbor_writer_commands_total "),
+        groups: value("taskharbor_writer_groups_total "),
+        rewinds_idle: value("taskharbor_wal_rewinds_total{how=\"idle\"} "),
+        rewinds_forced: value("taskharbor_wal_rewinds_total{how=\"forced\"} "),
+        holds_ended: value("taskharbor_writer_rewind_holds_total{outcome=\"ended\"} "),
+        holds_expired: value("taskharbor_writer_rewind_holds_total{outcome=\"expired\"} "),
+    })
 }
 
 /// Samples the server's RSS and keeps the largest value seen.
@@ -898,6 +938,8 @@ struct LoadResult {
     /// (user, system) seconds.
     server_cpu_s: (f64, f64),
     bench_cpu_s: (f64, f64),
+    /// The disk probe's read latencies during the phase.
+    disk_reads: Samples,
 }
 
 impl LoadResult {
@@ -906,8 +948,95 @@ impl LoadResult {
     }
 }
 
+/// Reads the disk the way a page cache miss of the server would, during a
+/// load phase: a 4 KiB `O_DIRECT` read (no page cache) from a random offset
+/// of a scratch file on the same disk, every [`DiskProbe::EVERY`]. Its
+/// latencies tell a disk that stalled apart from a server that did.
+struct DiskProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    reads: std::thread::JoinHandle<Samples>,
+}
+
+impl DiskProbe {
+    const EVERY: Duration = Duration::from_millis(10);
+    const FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+    /// Writes the scratch file (once per run) that the probes read.
+    fn prepare(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+        use std::io::Write;
+        let path = dir.join("disk-probe.bin");
+        let mut file = std::fs::File::create(&path)?;
+        let chunk: Vec<u8> = (0..1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        for _ in 0..Self::FILE_BYTES / chunk.len() as u64 {
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()?;
+        Ok(path)
+    }
+
+    /// Starts probing; `None` where the file system refuses `O_DIRECT`.
+    fn start(path: &std::path::Path) -> Option<Self> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let reads = std::thread::spawn(move || {
+            let mut samples = Samples::default();
+            // O_DIRECT wants a buffer aligned to the block size.
+            let mut raw = vec![0u8; 8192];
+            let start = raw.as_ptr().align_offset(4096);
+            let buf = &mut raw[start..start + 4096];
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let pages = Self::FILE_BYTES / 4096;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let began = Instant::now();
+                if file.read_at(buf, (x % pages) * 4096).is_err() {
+                    break;
+                }
+                samples.push(began.elapsed());
+                std::thread::sleep(Self::EVERY);
+            }
+            samples
+        });
+        Some(Self { stop, reads })
+    }
+
+    fn finish(self) -> Samples {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.reads.join().unwrap_or_default()
+    }
+}
+
+/// One report line on the disk probe of a phase.
+fn disk_line(run: &str, reads: &Samples) -> String {
+    if reads.len() == 0 {
+        return format!("- Disk read probe during the {run}: not available (no `O_DIRECT` here).");
+    }
+    let slow = reads.0.iter().filter(|&&us| us > 10_000).count();
+    format!(
+        "- Disk read probe during the {run} (4 KiB `O_DIRECT` reads every 10 ms, same disk): \
+         p50 / p95 / p99 / max {} ms; {slow} of {} reads took over 10 ms.",
+        reads.summary(),
+        reads.len()
+    )
+}
+
 /// Measures CPU and RSS of the server around a load phase.
-async fn measured<F: std::future::Future<Output = Tally>>(pid: u32, load: F) -> LoadResult {
+async fn measured<F: std::future::Future<Output = Tally>>(
+    pid: u32,
+    probe: &std::path::Path,
+    load: F,
+) -> LoadResult {
+    let disk = DiskProbe::start(probe);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let rss = watch_rss(pid, stop.clone());
     let cpu = |who: &str| cpu_ticks(who).unwrap_or((0, 0));
@@ -916,6 +1045,7 @@ async fn measured<F: std::future::Future<Output = Tally>>(pid: u32, load: F) -> 
     let started = Instant::now();
     let tally = load.await;
     let elapsed = started.elapsed();
+    let disk_reads = disk.map(DiskProbe::finish).unwrap_or_default();
     let (server_after, bench_after) = (cpu(&server_pid), cpu("self"));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seconds = |after: (u64, u64), before: (u64, u64)| {
@@ -930,6 +1060,7 @@ async fn measured<F: std::future::Future<Output = Tally>>(pid: u32, load: F) -> 
         peak_rss_kib: rss.await.unwrap_or(0),
         server_cpu_s: seconds(server_after, server_before),
         bench_cpu_s: seconds(bench_after, bench_before),
+        disk_reads,
     }
 }
 
@@ -1196,6 +1327,7 @@ async fn run(options: Options) -> Result<()> {
     note(format!("seeding {} items", options.items));
     let seeded = seed(&main_dir, options.items, options.sync).await?;
     let main_db = main_dir.join(store::DB_FILE);
+    let probe = DiskProbe::prepare(scratch.path())?;
     // Two pristine copies: the raw loop runs before and after the HTTP runs,
     // and the better of the two is the limit (fsync time on a shared or
     // virtual disk drifts; the limit is what the disk can do, not its worst).
@@ -1251,6 +1383,7 @@ async fn run(options: Options) -> Result<()> {
     let groups_before = writer_counters(&client, &server.base).await;
     let peak = measured(
         server.pid,
+        &probe,
         closed_loop(&endpoint, &tokens, options.duration),
     )
     .await;
@@ -1265,9 +1398,11 @@ async fn run(options: Options) -> Result<()> {
     ));
     let half = measured(
         server.pid,
+        &probe,
         open_loop(&endpoint, &tokens, half_rate, options.half_duration),
     )
     .await;
+    let half_after = writer_counters(&client, &server.base).await;
     let loaded = memory_kib(server.pid).unwrap_or_default();
     drop(endpoint);
     server.stop().await?;
@@ -1414,7 +1549,15 @@ async fn run(options: Options) -> Result<()> {
                 half.tally.empty
             )
         } else {
-            verdict(half_p99 < 10.0).to_string()
+            let disk_max = half.disk_reads.pct(100.0);
+            if half_p99 >= 10.0 && disk_max >= 10.0 {
+                format!(
+                    "{} (the disk took up to {disk_max:.0} ms for one 4 KiB read meanwhile)",
+                    verdict(false)
+                )
+            } else {
+                verdict(half_p99 < 10.0).to_string()
+            }
         }
     )?;
     writeln!(
@@ -1511,15 +1654,27 @@ async fn run(options: Options) -> Result<()> {
         raw.claim_tx.mean_ms(),
         raw.complete_tx.mean_ms()
     )?;
-    if let (Some((c0, g0)), Some((c1, g1))) = (groups_before, groups_after) {
-        let (commands, groups) = (c1.saturating_sub(c0), g1.saturating_sub(g0));
+    if let (Some(before), Some(after)) = (groups_before, groups_after) {
+        let peak_writer = before.until(after);
         writeln!(
             w,
-            "- Group commit during the peak run: {commands} writer commands in {groups} transactions \
+            "- Group commit during the peak run: {} writer commands in {} transactions \
              ({:.2} commands per commit).",
-            commands as f64 / groups.max(1) as f64
+            peak_writer.commands,
+            peak_writer.groups,
+            peak_writer.commands as f64 / peak_writer.groups.max(1) as f64
         )?;
+        writeln!(w, "{}", peak_writer.rewinds_line("peak run"))?;
+        if let Some(half_after) = half_after {
+            writeln!(
+                w,
+                "{}",
+                after.until(half_after).rewinds_line("half-load run")
+            )?;
+        }
     }
+    writeln!(w, "{}", disk_line("peak run", &peak.disk_reads))?;
+    writeln!(w, "{}", disk_line("half-load run", &half.disk_reads))?;
     writeln!(
         w,
         "- CPU during the peak run: server {:.1} s user + {:.1} s system ({:.0} % of one core, {:.0} µs per claim cycle), \

@@ -105,6 +105,11 @@ pub struct Metrics {
     /// Groups rolled back and run again without a command that failed
     /// after writing (see `store::writer`).
     pub writer_replays: IntCounter,
+    /// WAL rewinds by how they came about (`idle`: free, at an idle
+    /// moment of the writer; `forced`: a `RESTART` on the writer), and the
+    /// commands that waited for an idle one (see `store::checkpoint`).
+    pub wal_rewinds: IntCounterVec,
+    pub writer_rewind_holds: IntCounterVec,
 }
 
 impl Metrics {
@@ -163,6 +168,22 @@ impl Metrics {
             "writer_replays_total",
             "Groups rolled back and run again without a command that failed after writing",
         )?;
+        let wal_rewinds = IntCounterVec::new(
+            Opts::new(
+                "wal_rewinds_total",
+                "Times the WAL was started over, by how (idle or forced)",
+            ),
+            &["how"],
+        )?;
+        let writer_rewind_holds = IntCounterVec::new(
+            Opts::new(
+                "writer_rewind_holds_total",
+                "Times a command waited (briefly) for the checkpoint round that lets the WAL start over, by whether the round ended in time (ended) or the writer went on (expired)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(wal_rewinds.clone()))?;
+        registry.register(Box::new(writer_rewind_holds.clone()))?;
         registry.register(Box::new(writer_replays.clone()))?;
         registry.register(Box::new(writer_commands.clone()))?;
         registry.register(Box::new(writer_groups.clone()))?;
@@ -187,6 +208,8 @@ impl Metrics {
             writer_commands,
             writer_groups,
             writer_replays,
+            wal_rewinds,
+            writer_rewind_holds,
         })
     }
 }

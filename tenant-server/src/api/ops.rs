@@ -77,6 +77,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .inc_by(writer.groups.saturating_sub(m.writer_groups.get()));
     m.writer_replays
         .inc_by(writer.replays.saturating_sub(m.writer_replays.get()));
+    let rewinds = writer.rewinds;
+    for (counter, label, count) in [
+        (&m.wal_rewinds, "idle", rewinds.idle),
+        (&m.wal_rewinds, "forced", rewinds.forced),
+        (
+            &m.writer_rewind_holds,
+            "ended",
+            rewinds.holds.saturating_sub(rewinds.holds_expired),
+        ),
+        (&m.writer_rewind_holds, "expired", rewinds.holds_expired),
+    ] {
+        let counter = counter.with_label_values(&[label]);
+        counter.inc_by(count.saturating_sub(counter.get()));
+    }
     let mut buffer = Vec::new();
     if let Err(error) =
         prometheus::TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buffer)

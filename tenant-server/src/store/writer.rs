@@ -26,7 +26,7 @@
 //! counter: the one place that wakes SSE streams, long-polls and the
 //! webhook sender.
 
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{Checkpoints, RewindStats, Rewinds};
 use super::error::{CommandError, CommandResult};
 use super::wal_sync::{Batch, WalSync};
 use rusqlite::{Connection, OpenFlags};
@@ -190,6 +190,7 @@ impl Signals {
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     counters: Arc<Counters>,
+    rewinds: Rewinds,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +208,8 @@ pub struct WriterStats {
     /// Groups rolled back and run again without a command that failed
     /// after writing.
     pub replays: u64,
+    /// How the WAL was started over (see `super::checkpoint`).
+    pub rewinds: RewindStats,
 }
 
 impl std::fmt::Debug for Writer {
@@ -264,6 +267,7 @@ impl Writer {
         // 100–200 ms: checkpoints run on their own thread (see `checkpoint`).
         Checkpoints::take_over(&conn)?;
         let checkpoints = Checkpoints::start(path, durability)?;
+        let rewinds = checkpoints.rewinds();
         let (jobs, queue) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let counted = counters.clone();
@@ -280,7 +284,11 @@ impl Writer {
                 )
             })
             .map_err(WriterError::Spawn)?;
-        Ok(Self { jobs, counters })
+        Ok(Self {
+            jobs,
+            counters,
+            rewinds,
+        })
     }
 
     /// Commands executed and groups committed (or rolled back) so far.
@@ -289,6 +297,7 @@ impl Writer {
             groups: self.counters.groups.load(Ordering::Relaxed),
             commands: self.counters.commands.load(Ordering::Relaxed),
             replays: self.counters.replays.load(Ordering::Relaxed),
+            rewinds: self.rewinds.stats(),
         }
     }
 
@@ -326,7 +335,19 @@ fn run_thread(
     wal_sync: Option<&WalSync>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = match queue.try_recv() {
+            Ok(job) => job,
+            Err(mpsc::TryRecvError::Empty) => {
+                // Nothing waiting: the moment for the checkpoint thread's
+                // last round before a rewind (see `checkpoint`).
+                checkpoints.writer_idle();
+                let Ok(job) = queue.recv() else { return };
+                checkpoints.writer_busy();
+                job
+            }
+            Err(mpsc::TryRecvError::Disconnected) => return,
+        };
         group.push(first);
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
