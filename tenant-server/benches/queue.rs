@@ -900,19 +900,20 @@ async fn writer_counters(client: &reqwest::Client, base: &str) -> Option<WriterC
         .text()
         .await
         .ok()?;
-    // Counters not yet incremented are absent: zero.
+    // Every series is there from the first scrape; one missing means the
+    // server's metrics changed, and the report says nothing rather than 0.
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
+            .map(|v| v as u64)
     };
     Some(WriterCounters {
-        commands: value("taskharbor_writer_commands_total "),
-        groups: value("taskharbor_writer_groups_total "),
-        rewinds_idle: value("taskharbor_wal_rewinds_total{how=\"idle\"} "),
-        rewinds_forced: value("taskharbor_wal_rewinds_total{how=\"forced\"} "),
-        holds_ended: value("taskharbor_writer_rewind_holds_total{outcome=\"ended\"} "),
-        holds_expired: value("taskharbor_writer_rewind_holds_total{outcome=\"expired\"} "),
+        commands: value("taskharbor_writer_commands_total ")?,
+        groups: value("taskharbor_writer_groups_total ")?,
+        rewinds_idle: value("taskharbor_wal_rewinds_total{how=\"idle\"} ")?,
+        rewinds_forced: value("taskharbor_wal_rewinds_total{how=\"forced\"} ")?,
+        holds_ended: value("taskharbor_writer_rewind_holds_total{outcome=\"ended\"} ")?,
+        holds_expired: value("taskharbor_writer_rewind_holds_total{outcome=\"expired\"} ")?,
     })
 }
 

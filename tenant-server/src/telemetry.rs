@@ -171,7 +171,7 @@ impl Metrics {
         let wal_rewinds = IntCounterVec::new(
             Opts::new(
                 "wal_rewinds_total",
-                "Times the WAL was started over, by how (idle or forced)",
+                "WAL rewinds: idle = the WAL was copied back whole while the writer was idle, so its next write starts it over; forced = a RESTART run by the writer",
             ),
             &["how"],
         )?;

@@ -53,8 +53,9 @@ pub const FORCE_FRAMES: i64 = 2 * REWIND_FRAMES;
 
 /// Longest a command arriving at an idle writer waits for the checkpoint
 /// round that lets the WAL start over. The round copies the last few
-/// hundred frames and fsyncs twice: 1–4 ms on this machine's disk; during
-/// a disk stall the writer stops waiting and the thread tries again later.
+/// hundred frames and fsyncs twice; in the half-load runs of
+/// BENCHMARKS.md 0–11 of 18–28 holds per run outlasted 4 ms. During a disk
+/// stall the writer stops waiting and the thread tries again later.
 pub const REWIND_HOLD: Duration = Duration::from_millis(4);
 
 /// How often the thread looks for an idle writer while it wants a rewind.
@@ -168,7 +169,7 @@ pub fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<CheckpointR
 
 impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        // The state is two flags: a panic elsewhere leaves it consistent.
+        // The state is three flags: a panic elsewhere leaves it consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -54,6 +54,11 @@ async fn metrics_count_claims_conflicts_and_latency_by_route_template() {
         "route=\"/api/items/{id}/claim\"",
         "taskharbor_queue_depth{board=\"MET\",status=\"ready\"} 1",
         "taskharbor_wip_saturation{board=\"MET\",lane=\"In_Progress\",lane_id=\"",
+        // A few KiB of WAL: nowhere near a rewind, so none and no holds.
+        "taskharbor_wal_rewinds_total{how=\"idle\"} 0",
+        "taskharbor_wal_rewinds_total{how=\"forced\"} 0",
+        "taskharbor_writer_rewind_holds_total{outcome=\"ended\"} 0",
+        "taskharbor_writer_rewind_holds_total{outcome=\"expired\"} 0",
     ] {
         assert!(text.contains(expected), "metrics lack {expected}:\n{text}");
     }
