@@ -939,8 +939,11 @@ struct LoadResult {
     /// (user, system) seconds.
     server_cpu_s: (f64, f64),
     bench_cpu_s: (f64, f64),
-    /// The disk probe's read latencies during the phase.
-    disk_reads: Samples,
+    /// The disk probe's latencies during the phase.
+    disk: DiskSamples,
+    /// Bytes each of the server's threads had read from storage (not the
+    /// page cache) during the phase, by thread name.
+    storage_reads: Vec<(String, u64)>,
 }
 
 impl LoadResult {
@@ -949,13 +952,23 @@ impl LoadResult {
     }
 }
 
-/// Reads the disk the way a page cache miss of the server would, during a
-/// load phase: a 4 KiB `O_DIRECT` read (no page cache) from a random offset
-/// of a scratch file on the same disk, every [`DiskProbe::EVERY`]. Its
-/// latencies tell a disk that stalled apart from a server that did.
+/// Probes the disk the way the server meets it, during a load phase, every
+/// [`DiskProbe::EVERY`]: a 4 KiB `O_DIRECT` read (no page cache) from a
+/// random offset of a scratch file on the same disk, as a page-cache miss
+/// of the server's would; and a 4 KiB write plus `fdatasync` at another,
+/// as a durable commit's WAL sync would. Their latencies tell a disk that
+/// stalled apart from a server that did, and the syncs are the floor of a
+/// durable answer's latency.
 struct DiskProbe {
     stop: Arc<std::sync::atomic::AtomicBool>,
-    reads: std::thread::JoinHandle<Samples>,
+    probes: std::thread::JoinHandle<DiskSamples>,
+}
+
+/// What the probe measured: read latencies, write + `fdatasync` latencies.
+#[derive(Debug, Default)]
+struct DiskSamples {
+    reads: Samples,
+    syncs: Samples,
 }
 
 /// Linux's `O_DIRECT` (libc's value). Not taken from the `libc` crate: a
@@ -988,54 +1001,136 @@ impl DiskProbe {
     /// Starts probing; `None` where the file system refuses `O_DIRECT`.
     fn start(path: &std::path::Path) -> Option<Self> {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
-        let file = std::fs::OpenOptions::new()
+        let direct = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(O_DIRECT)
             .open(path)
             .ok()?;
+        let synced = std::fs::OpenOptions::new().write(true).open(path).ok()?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
-        let reads = std::thread::spawn(move || {
-            let mut samples = Samples::default();
+        let probes = std::thread::spawn(move || {
+            let mut samples = DiskSamples::default();
             // O_DIRECT wants a buffer aligned to the block size.
             let mut raw = vec![0u8; 8192];
             let start = raw.as_ptr().align_offset(4096);
             let buf = &mut raw[start..start + 4096];
             let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-            let pages = Self::FILE_BYTES / 4096;
-            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut next = || {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
+                (x % (Self::FILE_BYTES / 4096)) * 4096
+            };
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 let began = Instant::now();
-                if file.read_at(buf, (x % pages) * 4096).is_err() {
+                if direct.read_at(buf, next()).is_err() {
                     break;
                 }
-                samples.push(began.elapsed());
+                samples.reads.push(began.elapsed());
+                let began = Instant::now();
+                if synced.write_at(buf, next()).is_err() || synced.sync_data().is_err() {
+                    break;
+                }
+                samples.syncs.push(began.elapsed());
                 std::thread::sleep(Self::EVERY);
             }
             samples
         });
-        Some(Self { stop, reads })
+        Some(Self { stop, probes })
     }
 
-    fn finish(self) -> Samples {
+    fn finish(self) -> DiskSamples {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.reads.join().unwrap_or_default()
+        self.probes.join().unwrap_or_default()
     }
 }
 
-/// One report line on the disk probe of a phase.
-fn disk_line(run: &str, reads: &Samples) -> String {
-    if reads.len() == 0 {
-        return format!("- Disk read probe during the {run}: not available (no `O_DIRECT` here).");
+/// Report lines on the disk probe of a phase.
+fn disk_lines(run: &str, disk: &DiskSamples) -> String {
+    if disk.reads.len() == 0 {
+        return format!("- Disk probe during the {run}: not available (no `O_DIRECT` here).");
     }
-    let slow = reads.0.iter().filter(|&&us| us > 10_000).count();
+    let slow = |samples: &Samples| samples.0.iter().filter(|&&us| us > 10_000).count();
     format!(
         "- Disk read probe during the {run} (4 KiB `O_DIRECT` reads every 10 ms, same disk): \
-         p50 / p95 / p99 / max {} ms; {slow} of {} reads took over 10 ms.",
-        reads.summary(),
-        reads.len()
+         p50 / p95 / p99 / max {} ms; {} of {} reads took over 10 ms.\n\
+         - Disk sync probe during the {run} (4 KiB write + `fdatasync`, same cadence): \
+         p50 / p95 / p99 / max {} ms; {} of {} took over 10 ms.",
+        disk.reads.summary(),
+        slow(&disk.reads),
+        disk.reads.len(),
+        disk.syncs.summary(),
+        slow(&disk.syncs),
+        disk.syncs.len()
+    )
+}
+
+/// Bytes each thread of `pid` has had read from storage so far (Linux's
+/// per-task I/O accounting: `read_bytes` counts page-cache misses, not
+/// reads served from memory), summed by thread name.
+fn storage_reads(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let (Ok(name), Ok(io)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("io")),
+        ) else {
+            continue;
+        };
+        let bytes = io
+            .lines()
+            .find_map(|l| l.strip_prefix("read_bytes:")?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        *by_name.entry(name.trim().to_owned()).or_insert(0) += bytes;
+    }
+    by_name
+}
+
+/// What each thread read from storage between two [`storage_reads`].
+fn storage_reads_between(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: std::collections::BTreeMap<String, u64>,
+) -> Vec<(String, u64)> {
+    after
+        .into_iter()
+        .map(|(name, bytes)| {
+            let earlier = before.get(&name).copied().unwrap_or(0);
+            (name, bytes.saturating_sub(earlier))
+        })
+        .collect()
+}
+
+/// One report line on which of the server's threads waited for the disk's
+/// reads during `run`: the writer should read nothing.
+fn storage_reads_line(run: &str, reads: &[(String, u64)]) -> String {
+    if reads.is_empty() {
+        return format!(
+            "- Storage reads during the {run}: not available (no `/proc/<pid>/task/*/io`)."
+        );
+    }
+    let writer = reads
+        .iter()
+        .filter(|(name, _)| name == "sqlite-writer")
+        .map(|(_, bytes)| bytes)
+        .sum::<u64>();
+    let others: Vec<String> = reads
+        .iter()
+        .filter(|(name, bytes)| name != "sqlite-writer" && *bytes > 0)
+        .map(|(name, bytes)| format!("{name} {} KiB", bytes / 1024))
+        .collect();
+    format!(
+        "- Storage reads (page-cache misses) during the {run}: the writer {} KiB; other threads: {}.",
+        writer / 1024,
+        if others.is_empty() {
+            "none".to_owned()
+        } else {
+            others.join(", ")
+        }
     )
 }
 
@@ -1051,10 +1146,12 @@ async fn measured<F: std::future::Future<Output = Tally>>(
     let cpu = |who: &str| cpu_ticks(who).unwrap_or((0, 0));
     let server_pid = pid.to_string();
     let (server_before, bench_before) = (cpu(&server_pid), cpu("self"));
+    let reads_before = storage_reads(pid);
     let started = Instant::now();
     let tally = load.await;
     let elapsed = started.elapsed();
-    let disk_reads = disk.map(DiskProbe::finish).unwrap_or_default();
+    let storage_reads = storage_reads_between(&reads_before, storage_reads(pid));
+    let disk = disk.map(DiskProbe::finish).unwrap_or_default();
     let (server_after, bench_after) = (cpu(&server_pid), cpu("self"));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seconds = |after: (u64, u64), before: (u64, u64)| {
@@ -1069,7 +1166,8 @@ async fn measured<F: std::future::Future<Output = Tally>>(
         peak_rss_kib: rss.await.unwrap_or(0),
         server_cpu_s: seconds(server_after, server_before),
         bench_cpu_s: seconds(bench_after, bench_before),
-        disk_reads,
+        disk,
+        storage_reads,
     }
 }
 
@@ -1558,10 +1656,12 @@ async fn run(options: Options) -> Result<()> {
                 half.tally.empty
             )
         } else {
-            let disk_max = half.disk_reads.pct(100.0);
-            if half_p99 >= 10.0 && disk_max >= 10.0 {
+            let read_max = half.disk.reads.pct(100.0);
+            let sync_p99 = half.disk.syncs.pct(99.0);
+            if half_p99 >= 10.0 && (read_max >= 10.0 || sync_p99 >= 10.0) {
                 format!(
-                    "{} (the disk took up to {disk_max:.0} ms for one 4 KiB read meanwhile)",
+                    "{} (meanwhile the disk took up to {read_max:.0} ms for one 4 KiB read; \
+                     its own write + fdatasync p99 was {sync_p99:.1} ms)",
                     verdict(false)
                 )
             } else {
@@ -1682,8 +1782,14 @@ async fn run(options: Options) -> Result<()> {
             )?;
         }
     }
-    writeln!(w, "{}", disk_line("peak run", &peak.disk_reads))?;
-    writeln!(w, "{}", disk_line("half-load run", &half.disk_reads))?;
+    writeln!(w, "{}", disk_lines("peak run", &peak.disk))?;
+    writeln!(w, "{}", disk_lines("half-load run", &half.disk))?;
+    writeln!(w, "{}", storage_reads_line("peak run", &peak.storage_reads))?;
+    writeln!(
+        w,
+        "{}",
+        storage_reads_line("half-load run", &half.storage_reads)
+    )?;
     writeln!(
         w,
         "- CPU during the peak run: server {:.1} s user + {:.1} s system ({:.0} % of one core, {:.0} µs per claim cycle), \

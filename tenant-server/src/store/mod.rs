@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod items;
 pub mod model;
 pub mod queue;
+pub mod read_ahead;
 pub mod search;
 pub mod sessions;
 pub mod stats;

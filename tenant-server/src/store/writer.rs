@@ -28,6 +28,7 @@
 
 use super::checkpoint::{Checkpoints, RewindStats, Rewinds};
 use super::error::{CommandError, CommandResult};
+use super::read_ahead::ReadAhead;
 use super::wal_sync::{Batch, WalSync};
 use rusqlite::{Connection, OpenFlags};
 use std::cell::Cell;
@@ -191,6 +192,7 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     counters: Arc<Counters>,
     rewinds: Rewinds,
+    read_ahead_rounds: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -210,6 +212,8 @@ pub struct WriterStats {
     pub replays: u64,
     /// How the WAL was started over (see `super::checkpoint`).
     pub rewinds: RewindStats,
+    /// Rounds of the queue read-ahead (see `super::read_ahead`).
+    pub read_ahead_rounds: u64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -268,6 +272,10 @@ impl Writer {
         Checkpoints::take_over(&conn)?;
         let checkpoints = Checkpoints::start(path, durability)?;
         let rewinds = checkpoints.rewinds();
+        // The writer must not wait for the disk's reads either: the rows
+        // `claim-next` reads next are read ahead (see `read_ahead`).
+        let read_ahead = ReadAhead::start(path)?;
+        let read_ahead_rounds = read_ahead.rounds();
         let (jobs, queue) = mpsc::channel::<Job>();
         let counters = Arc::new(Counters::default());
         let counted = counters.clone();
@@ -280,6 +288,7 @@ impl Writer {
                     &signals,
                     &counted,
                     &checkpoints,
+                    &read_ahead,
                     wal_sync.as_ref(),
                 )
             })
@@ -288,6 +297,7 @@ impl Writer {
             jobs,
             counters,
             rewinds,
+            read_ahead_rounds,
         })
     }
 
@@ -298,6 +308,7 @@ impl Writer {
             commands: self.counters.commands.load(Ordering::Relaxed),
             replays: self.counters.replays.load(Ordering::Relaxed),
             rewinds: self.rewinds.stats(),
+            read_ahead_rounds: self.read_ahead_rounds.load(Ordering::Relaxed),
         }
     }
 
@@ -332,6 +343,7 @@ fn run_thread(
     signals: &Signals,
     counters: &Counters,
     checkpoints: &Checkpoints,
+    read_ahead: &ReadAhead,
     wal_sync: Option<&WalSync>,
 ) {
     let mut group: Vec<Job> = Vec::with_capacity(MAX_GROUP);
@@ -363,6 +375,7 @@ fn run_thread(
         let (committed, commit) = run_group(conn, &mut group, counters);
         if committed.wrote {
             checkpoints.committed();
+            read_ahead.committed();
         }
         match wal_sync {
             Some(wal_sync) => wal_sync.hand_over(Batch {
