@@ -19,6 +19,24 @@ fn agent(worker_id: i64, scopes: Vec<Scope>) -> Principal {
     }
 }
 
+/// A migrated store in a temporary directory (kept while the guard lives).
+async fn scratch() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(dir.path(), Durability::Normal, 2)
+        .await
+        .expect("open store");
+    (dir, store)
+}
+
+/// Agents may take any item of `board`, not only agent-ready ones.
+async fn agents_take_all(store: &Store, board: i64) {
+    sqlx::query("UPDATE boards SET agents_need_ready = 0 WHERE id = ?")
+        .bind(board)
+        .execute(&store.writer)
+        .await
+        .expect("board");
+}
+
 async fn new_worker(store: &Store, name: &str) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO workers (name, kind, created_at) VALUES (?, 'agent', ?) RETURNING id",
@@ -92,20 +110,13 @@ fn queue_order(items: &[(i64, i64, bool, bool)], ready_only: bool) -> Vec<i64> {
 
 #[tokio::test]
 async fn a_round_reads_each_board_s_queue_in_the_order_claim_next_takes_it() {
-    let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open(dir.path(), Durability::Normal, 2)
-        .await
-        .expect("open store");
+    let (_dir, store) = scratch().await;
     let admin = agent(new_worker(&store, "admin").await, vec![Scope::Admin]);
     // Agents take only agent-ready items on `agents` (the default); on
     // `anyone` they take everything.
     let agents = new_board(&store, "Agents", "AGT").await;
     let anyone = new_board(&store, "Anyone", "ANY").await;
-    sqlx::query("UPDATE boards SET agents_need_ready = 0 WHERE id = ?")
-        .bind(anyone)
-        .execute(&store.writer)
-        .await
-        .expect("board");
+    agents_take_all(&store, anyone).await;
     let on_agents = new_items(&store, &admin, agents, 30).await;
     new_items(&store, &admin, anyone, 12).await;
     // Priorities out of id order, some items closed, some not agent-ready.
@@ -181,17 +192,10 @@ async fn a_round_reads_each_board_s_queue_in_the_order_claim_next_takes_it() {
 
 #[tokio::test]
 async fn a_queue_is_read_as_far_ahead_as_its_pace_needs() {
-    let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open(dir.path(), Durability::Normal, 2)
-        .await
-        .expect("open store");
+    let (_dir, store) = scratch().await;
     let admin = agent(new_worker(&store, "admin").await, vec![Scope::Admin]);
     let board = new_board(&store, "Board", "BRD").await;
-    sqlx::query("UPDATE boards SET agents_need_ready = 0 WHERE id = ?")
-        .bind(board)
-        .execute(&store.writer)
-        .await
-        .expect("board");
+    agents_take_all(&store, board).await;
     new_items(&store, &admin, board, 1200).await;
     let conn = open(store.path()).expect("connection");
     let mut state = State::default();
@@ -228,10 +232,7 @@ async fn a_queue_is_read_as_far_ahead_as_its_pace_needs() {
 
 #[tokio::test]
 async fn an_item_s_pages_are_read_by_index_seeks() {
-    let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open(dir.path(), Durability::Normal, 2)
-        .await
-        .expect("open store");
+    let (_dir, store) = scratch().await;
     let conn = open(store.path()).expect("connection");
     let plan: Vec<String> = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {ITEM_PAGES}"))
@@ -257,10 +258,7 @@ async fn an_item_s_pages_are_read_by_index_seeks() {
 #[tokio::test]
 async fn the_writer_s_commits_start_rounds_at_most_one_per_pause_and_an_idle_instance_reads_nothing()
  {
-    let dir = tempfile::tempdir().expect("dir");
-    let store = Store::open(dir.path(), Durability::Normal, 2)
-        .await
-        .expect("open store");
+    let (_dir, store) = scratch().await;
     let admin = agent(new_worker(&store, "admin").await, vec![Scope::Admin]);
     let board = new_board(&store, "Board", "BRD").await;
     let rounds = || store.commands.stats().read_ahead_rounds;
