@@ -25,12 +25,11 @@
 //!
 //! **How far ahead.** Not far: a page read ahead can leave the page cache
 //! again before the writer gets to it. On the benchmark machine DAMON's
-//! `pageout` evicts by physical region, and freshly read pages land in
-//! regions it sees as cold: with a 1.5 s lead, 252 of the writer's 258 slow
-//! reads in a traced run were of pages this thread had read 1.3–1.7 s
-//! before. So each queue's lead follows its pace: [`LEAD_ROUNDS`] rounds of
-//! the items that left its head lately, plus [`SLACK`] (about 200 ms at the
-//! peak claim rate).
+//! `pageout` evicts even pages read moments before: with a 1.5 s lead, 252
+//! of the writer's 258 slow reads in a traced run were of pages this thread
+//! had read, as page-cache hits, 1.3–1.7 s before. So each queue's lead
+//! follows its pace: [`LEAD_ROUNDS`] rounds of the items that left its head
+//! lately, plus [`SLACK`] (about 200 ms at the peak claim rate).
 //!
 //! It runs after commits only ([`ReadAhead::committed`] is the writer's
 //! nudge), at most once per [`EVERY`]: an idle instance reads nothing and
@@ -177,9 +176,10 @@ const ITEM_PAGES: &str = "SELECT i.*, \
         WHERE c.item_id = i.id AND c.kind = 'progress' ORDER BY c.id DESC LIMIT 1) \
      FROM items i WHERE i.id = ?1";
 
-/// How long an item's pages count as read: a page nobody touches leaves
-/// the page cache only after much longer (DAMON's `pageout` on the
-/// benchmark machine waits 60 s).
+/// How long before an item still at the head has its pages read again.
+/// With the short lead most items reach the writer about 200 ms after
+/// they entered the head and are read once; those that stay (claimed and
+/// in progress, or waiting behind others) are read again this often.
 pub const REREAD: Duration = Duration::from_secs(10);
 
 /// What the thread remembers between rounds.
