@@ -192,16 +192,27 @@ pub struct QueueFilter {
     pub labels: Vec<String>,
 }
 
+/// A board's queue as `(priority, id)`, in the order `claim-next` takes
+/// it, off the open-only queue indexes: every open item of the board, or
+/// (`agents_only_ready`) only the agent-ready ones. Parameter: board id.
+/// The queue's ordering clause is [`QUEUE_ORDER`].
+pub(crate) fn queue_sql(agents_only_ready: bool) -> &'static str {
+    if agents_only_ready {
+        "SELECT i.priority, i.id FROM items i WHERE i.board_id = ? AND i.open = 1 AND i.agent_ready = 1"
+    } else {
+        "SELECT i.priority, i.id FROM items i WHERE i.board_id = ? AND i.open = 1"
+    }
+}
+
+/// The order of a board's queue (see [`queue_sql`]).
+pub(crate) const QUEUE_ORDER: &str = " ORDER BY i.priority, i.id";
+
 /// The claimability predicate in SQL (the Rust twin is
 /// `domain::queue::claimable`; a property test holds them equal): open
 /// lane, no live claim, every blocker done, agent-ready when required.
 /// Parameters: board id, now, then the filter's kinds and labels, then the limit.
 pub(crate) fn candidate_sql(agents_only_ready: bool, filter: &QueueFilter) -> String {
-    let mut sql =
-        String::from("SELECT i.priority, i.id FROM items i WHERE i.board_id = ? AND i.open = 1");
-    if agents_only_ready {
-        sql.push_str(" AND i.agent_ready = 1");
-    }
+    let mut sql = String::from(queue_sql(agents_only_ready));
     sql.push_str(
         " AND (i.claim_worker_id IS NULL OR i.lease_expires_at <= ?) AND NOT EXISTS (SELECT 1 FROM item_deps d \
          JOIN items bi ON bi.id = d.blocked_by_id WHERE d.item_id = i.id AND bi.status <> 'done')",
@@ -218,7 +229,8 @@ pub(crate) fn candidate_sql(agents_only_ready: bool, filter: &QueueFilter) -> St
             vec!["?"; filter.labels.len()].join(", ")
         ));
     }
-    sql.push_str(" ORDER BY i.priority, i.id LIMIT ?");
+    sql.push_str(QUEUE_ORDER);
+    sql.push_str(" LIMIT ?");
     sql
 }
 

@@ -35,6 +35,7 @@
 //! nudge), at most once per [`EVERY`]: an idle instance reads nothing and
 //! holds no connection for it.
 
+use super::queue::{QUEUE_ORDER, queue_sql};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -150,14 +151,13 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The queue orders `claim-next` reads (see `super::queue::candidate_sql`):
-/// every board's, and the agent-ready one where agents need it. Ids only,
-/// off the index: rows are read by [`ITEM_PAGES`], for new items only.
-const QUEUE_HEAD: &str = "SELECT i.priority, i.id FROM items i INDEXED BY items_queue \
-     WHERE i.board_id = ?1 AND i.open = 1 ORDER BY i.priority, i.id LIMIT ?2";
-const AGENT_QUEUE_HEAD: &str = "SELECT i.priority, i.id FROM items i INDEXED BY items_agent_queue \
-     WHERE i.board_id = ?1 AND i.open = 1 AND i.agent_ready = 1 \
-     ORDER BY i.priority, i.id LIMIT ?2";
+/// The first items of a queue `claim-next` reads, as `store/queue.rs`
+/// defines it (every board's, and the agent-ready one where agents need
+/// it): `(priority, id)` off the index alone; rows are read by
+/// [`ITEM_PAGES`], for new items only. Parameters: board id, limit.
+pub(crate) fn queue_head_sql(agents_only_ready: bool) -> String {
+    format!("{}{QUEUE_ORDER} LIMIT ?", queue_sql(agents_only_ready))
+}
 
 /// What a claim and the moves after it read or write of one item: its row
 /// (every column, so a long body's overflow pages too), its blockers
@@ -267,13 +267,8 @@ pub fn read_queue_heads(conn: &Connection, state: &mut State) -> rusqlite::Resul
         state.leads.retain(|queue, _| queues.contains(queue));
         for queue in queues {
             let lead = state.leads.entry(queue).or_default();
-            let sql = if queue.1 {
-                AGENT_QUEUE_HEAD
-            } else {
-                QUEUE_HEAD
-            };
             let head = tx
-                .prepare_cached(sql)?
+                .prepare_cached(&queue_head_sql(queue.1))?
                 .query_map([queue.0, lead.ahead], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
             lead.follow(&head);

@@ -231,6 +231,29 @@ async fn a_queue_is_read_as_far_ahead_as_its_pace_needs() {
 }
 
 #[tokio::test]
+async fn a_queue_head_is_read_off_its_index_alone_in_order() {
+    let (_dir, store) = scratch().await;
+    let conn = open(store.path()).expect("connection");
+    for (agents_only_ready, index) in [(false, "items_queue"), (true, "items_agent_queue")] {
+        let sql = queue_head_sql(agents_only_ready);
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan")
+            .query_map([1, 1], |r| r.get::<_, String>(3))
+            .expect("plan rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan rows");
+        assert_eq!(plan.len(), 1, "{sql}: {plan:#?}");
+        assert!(
+            plan[0].starts_with(&format!(
+                "SEARCH i USING COVERING INDEX {index} (board_id=?"
+            )),
+            "{sql}: {plan:#?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_item_s_pages_are_read_by_index_seeks() {
     let (_dir, store) = scratch().await;
     let conn = open(store.path()).expect("connection");
